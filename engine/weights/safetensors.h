@@ -59,6 +59,7 @@ class TensorStore {
   Status add_file(const std::filesystem::path& file);
   Status add_image(std::shared_ptr<Mapping> mapping, const std::string& source);
 
+  std::string source_;  // the file, directory or upload name, for "not found" errors
   std::vector<std::shared_ptr<Mapping>> mappings_;
   std::map<std::string, TensorView> tensors_;
 };

@@ -1,0 +1,108 @@
+// The Backend seam: the few ops the model's forward pass is written against. cpu/ is the reference.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/backend/step_layout.h"
+#include "engine/weights/safetensors.h"
+#include "kernels/sgmv/sgmv.h"
+
+namespace quilt::engine {
+
+// Memory owned by a backend (host memory for cpu, device memory for cuda).
+class Buffer {
+ public:
+  virtual ~Buffer() = default;
+  virtual void* data() = 0;
+  virtual size_t bytes() const = 0;
+};
+
+// A 2-D row-major tensor in backend memory. Copies share the buffer; row_slice() makes views.
+struct Tensor {
+  std::shared_ptr<Buffer> buffer;
+  void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+
+  int64_t num_elements() const { return rows * cols; }
+  // The first `n` rows: a step uses the head of tensors sized for the largest step.
+  Tensor head(int64_t n) const { Tensor t = *this; t.rows = n; return t; }
+  template <typename T> T* as() const { return static_cast<T*>(data); }
+};
+
+// Sizes of the paged memory the backend holds for the engine.
+struct KvCacheShape {
+  int32_t num_layers = 0;
+  int32_t num_blocks = 0;
+  int32_t block_size = 0;  // tokens per block
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;
+};
+
+struct LoraPoolShape {
+  int32_t num_pages = 0;
+  int64_t page_elems = 0;
+  int32_t max_slots = 0;
+  int32_t num_layers = 0;
+  int32_t max_page_indices = 0;  // capacity of the page-index table
+};
+
+struct RopeTable;  // engine/model/rope.h
+
+// Not thread-safe: one engine thread drives a backend. Ops are ordered (a stream on cuda).
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  // The dtype weights and activations are kept in (cpu: F32; cuda: BF16).
+  virtual DType compute_dtype() const = 0;
+
+  // --- memory ---
+  virtual Result<Tensor> allocate(int64_t rows, int64_t cols) = 0;
+  // A weight converted from its file dtype to compute_dtype(), shaped [rows, cols].
+  virtual Result<Tensor> load_weight(const TensorView& src, int64_t rows, int64_t cols) = 0;
+  virtual Status download(const Tensor& src, std::span<float> dst) = 0;
+
+  // --- paged state: KV cache and the LoRA page pool ---
+  virtual Status init_kv_cache(const KvCacheShape& shape) = 0;
+  virtual Status init_lora_pool(const LoraPoolShape& shape) = 0;
+  // Writes whole pages of adapter weights: data holds pages.size() * page_elems floats.
+  virtual Status write_lora_pages(std::span<const int32_t> pages, std::span<const float> data) = 0;
+  // Replaces the slot tables: page_indices (the shared index list) and modules [slot][layer][proj].
+  virtual Status write_lora_tables(std::span<const int32_t> page_indices,
+                                   std::span<const kernels::sgmv::LoraModuleRef> modules) = 0;
+
+  // --- a step ---
+  // Takes the step's layout (uploads it once on cuda); valid until the next begin_step.
+  virtual Status begin_step(const StepLayout& layout) = 0;
+
+  virtual Status embedding(const Tensor& table, Tensor& out) = 0;  // out[t] = table[token_ids[t]]
+  virtual Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  // out[M, N] = x[M, K] · w[N, K]ᵀ
+  virtual Status matmul(const Tensor& x, const Tensor& w, Tensor& out) = 0;
+  virtual Status add(Tensor& acc, const Tensor& x) = 0;  // acc += x
+  // Rotates q [T, heads*head_dim] and k [T, kv_heads*head_dim] in place at the step's positions.
+  virtual Status rope(const RopeTable& table, int64_t head_dim, Tensor& q, Tensor& k) = 0;
+  // Writes k and v [T, kv_dim] into layer's cache at the step's kv_slots.
+  virtual Status kv_store(int32_t layer, const Tensor& k, const Tensor& v) = 0;
+  // Causal attention of q [T, heads*head_dim] over each sequence's cached context.
+  virtual Status attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) = 0;
+  virtual Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;  // silu(g) * u
+  virtual Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) = 0;
+
+  // LoRA over the step's adapter layout (kernels/sgmv). v tensors are [T, max_rank] float32.
+  virtual Status lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
+                             std::span<Tensor> v) = 0;
+  virtual Status lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) = 0;
+};
+
+// "cpu", "cuda" or "cuda:N". cuda is an error where it was not built or no device is found.
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device);
+
+}  // namespace quilt::engine

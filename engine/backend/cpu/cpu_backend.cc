@@ -1,0 +1,289 @@
+// CpuBackend: float32 reference ops. OpenBLAS runs the GEMMs; everything else is loops.
+#include "engine/backend/cpu/cpu_backend.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "engine/model/rope.h"
+
+namespace quilt::engine {
+namespace {
+
+class HostBuffer final : public Buffer {
+ public:
+  explicit HostBuffer(size_t floats) : data_(floats) {}
+  void* data() override { return data_.data(); }
+  size_t bytes() const override { return data_.size() * sizeof(float); }
+
+ private:
+  std::vector<float> data_;
+};
+
+Status check_f32(const Tensor& t, const char* what) {
+  if (t.dtype != DType::kF32 || t.data == nullptr) {
+    return Status::Internal(std::string("cpu backend: ") + what + " is not a float32 tensor");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<Tensor> CpuBackend::allocate(int64_t rows, int64_t cols) {
+  if (rows < 0 || cols < 0) return Status::Internal("cpu backend: negative tensor shape");
+  auto buffer = std::make_shared<HostBuffer>(static_cast<size_t>(rows * cols));
+  Tensor t;
+  t.data = buffer->data();
+  t.buffer = std::move(buffer);
+  t.rows = rows;
+  t.cols = cols;
+  return t;
+}
+
+Result<Tensor> CpuBackend::load_weight(const TensorView& src, int64_t rows, int64_t cols) {
+  if (src.num_elements() != rows * cols) {
+    return Status::Internal("cpu backend: " + src.name + " does not hold " +
+                            std::to_string(rows) + "x" + std::to_string(cols) + " elements");
+  }
+  QUILT_ASSIGN_OR_RETURN(Tensor t, allocate(rows, cols));
+  to_float32(src, std::span<float>(t.as<float>(), static_cast<size_t>(rows * cols)));
+  return t;
+}
+
+Status CpuBackend::download(const Tensor& src, std::span<float> dst) {
+  QUILT_RETURN_IF_ERROR(check_f32(src, "download source"));
+  if (dst.size() < static_cast<size_t>(src.num_elements())) {
+    return Status::Internal("cpu backend: download target too small");
+  }
+  std::memcpy(dst.data(), src.data, src.num_elements() * sizeof(float));
+  return Status::OK();
+}
+
+Status CpuBackend::init_kv_cache(const KvCacheShape& shape) {
+  kv_shape_ = shape;
+  layer_stride_ = 2LL * shape.num_blocks * shape.block_size * shape.num_kv_heads * shape.head_dim;
+  kv_.assign(static_cast<size_t>(layer_stride_ * shape.num_layers), 0.f);
+  return Status::OK();
+}
+
+Status CpuBackend::init_lora_pool(const LoraPoolShape& shape) {
+  lora_shape_ = shape;
+  lora_pool_.assign(static_cast<size_t>(shape.num_pages * shape.page_elems), 0.f);
+  page_indices_.clear();
+  lora_modules_.assign(static_cast<size_t>(shape.max_slots) * shape.num_layers * 7,
+                       kernels::sgmv::LoraModuleRef{0, 0.f, 0, 0});
+  return Status::OK();
+}
+
+Status CpuBackend::write_lora_pages(std::span<const int32_t> pages, std::span<const float> data) {
+  const int64_t pe = lora_shape_.page_elems;
+  if (data.size() != pages.size() * static_cast<size_t>(pe)) {
+    return Status::Internal("cpu backend: lora page data does not fill its pages");
+  }
+  for (size_t i = 0; i < pages.size(); ++i) {
+    if (pages[i] < 0 || pages[i] >= lora_shape_.num_pages) {
+      return Status::Internal("cpu backend: lora page index out of range");
+    }
+    std::memcpy(lora_pool_.data() + pages[i] * pe, data.data() + i * pe, pe * sizeof(float));
+  }
+  return Status::OK();
+}
+
+Status CpuBackend::write_lora_tables(std::span<const int32_t> page_indices,
+                                     std::span<const kernels::sgmv::LoraModuleRef> modules) {
+  if (modules.size() != lora_modules_.size()) {
+    return Status::Internal("cpu backend: lora module table has the wrong size");
+  }
+  page_indices_.assign(page_indices.begin(), page_indices.end());
+  std::copy(modules.begin(), modules.end(), lora_modules_.begin());
+  return Status::OK();
+}
+
+Status CpuBackend::begin_step(const StepLayout& layout) {
+  step_ = &layout;
+  return Status::OK();
+}
+
+Status CpuBackend::embedding(const Tensor& table, Tensor& out) {
+  const auto& ids = step_->token_ids;
+  for (size_t t = 0; t < ids.size(); ++t) {
+    if (ids[t] < 0 || ids[t] >= table.rows) return Status::Internal("cpu backend: token id out of range");
+    std::memcpy(out.as<float>() + t * out.cols, table.as<float>() + ids[t] * table.cols,
+                table.cols * sizeof(float));
+  }
+  return Status::OK();
+}
+
+Status CpuBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
+  const int64_t n = x.cols;
+  for (int64_t r = 0; r < x.rows; ++r) {
+    const float* in = x.as<float>() + r * n;
+    float* o = out.as<float>() + r * n;
+    float sum = 0.f;
+    for (int64_t i = 0; i < n; ++i) sum += in[i] * in[i];
+    const float inv = 1.0f / std::sqrt(sum / static_cast<float>(n) + eps);
+    for (int64_t i = 0; i < n; ++i) o[i] = weight.as<float>()[i] * (in[i] * inv);
+  }
+  return Status::OK();
+}
+
+Status CpuBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
+  QUILT_RETURN_IF_ERROR(check_f32(x, "matmul input"));
+  QUILT_RETURN_IF_ERROR(check_f32(w, "matmul weight"));
+  if (x.cols != w.cols || out.cols != w.rows || out.rows != x.rows) {
+    return Status::Internal("cpu backend: matmul shapes do not agree");
+  }
+  if (x.rows == 0) return Status::OK();
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(x.rows),
+              static_cast<int>(w.rows), static_cast<int>(x.cols), 1.0f, x.as<float>(),
+              static_cast<int>(x.cols), w.as<float>(), static_cast<int>(w.cols), 0.0f,
+              out.as<float>(), static_cast<int>(out.cols));
+  return Status::OK();
+}
+
+Status CpuBackend::add(Tensor& acc, const Tensor& x) {
+  const int64_t n = acc.num_elements();
+  float* a = acc.as<float>();
+  const float* b = x.as<float>();
+  for (int64_t i = 0; i < n; ++i) a[i] += b[i];
+  return Status::OK();
+}
+
+Status CpuBackend::rope(const RopeTable& table, int64_t head_dim, Tensor& q, Tensor& k) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> cos_v(half), sin_v(half);
+  for (int64_t t = 0; t < q.rows; ++t) {
+    const float pos = static_cast<float>(step_->positions[t]);
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = pos * table.inv_freq[i];  // float32 as transformers computes it
+      cos_v[i] = static_cast<float>(std::cos(static_cast<double>(angle))) * table.attention_scaling;
+      sin_v[i] = static_cast<float>(std::sin(static_cast<double>(angle))) * table.attention_scaling;
+    }
+    for (Tensor* x : {&q, &k}) {
+      float* row = x->as<float>() + t * x->cols;
+      for (int64_t h = 0; h < x->cols / head_dim; ++h) {
+        float* v = row + h * head_dim;
+        for (int64_t i = 0; i < half; ++i) {  // rotate_half layout: pairs (i, i + half)
+          const float a = v[i], b = v[i + half];
+          v[i] = a * cos_v[i] - b * sin_v[i];
+          v[i + half] = b * cos_v[i] + a * sin_v[i];
+        }
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Status CpuBackend::kv_store(int32_t layer, const Tensor& k, const Tensor& v) {
+  const int64_t kv_dim = k.cols;
+  float* kc = k_cache(layer);
+  float* vc = v_cache(layer);
+  for (int64_t t = 0; t < k.rows; ++t) {
+    const int64_t slot = step_->kv_slots[t];
+    std::memcpy(kc + slot * kv_dim, k.as<float>() + t * kv_dim, kv_dim * sizeof(float));
+    std::memcpy(vc + slot * kv_dim, v.as<float>() + t * kv_dim, kv_dim * sizeof(float));
+  }
+  return Status::OK();
+}
+
+Status CpuBackend::attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) {
+  const int64_t hd = kv_shape_.head_dim;
+  const int64_t kv_heads = kv_shape_.num_kv_heads;
+  const int64_t kv_dim = kv_heads * hd;
+  const int64_t group = num_heads / kv_heads;
+  const int64_t bs = kv_shape_.block_size;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float* kc = k_cache(layer);
+  const float* vc = v_cache(layer);
+  std::vector<float> scores;
+  for (const StepLayout::Sequence& seq : step_->sequences) {
+    const int32_t* blocks = step_->block_tables.data() + seq.block_offset;
+    scores.resize(seq.ctx_len);
+    for (int32_t i = 0; i < seq.q_len; ++i) {
+      const int64_t row = seq.q_start + i;
+      const int64_t visible = seq.ctx_len - seq.q_len + i + 1;  // causal: itself and before
+      for (int64_t h = 0; h < num_heads; ++h) {
+        const float* qh = q.as<float>() + row * q.cols + h * hd;
+        const int64_t kvh = h / group;
+        float max_score = -std::numeric_limits<float>::infinity();
+        for (int64_t p = 0; p < visible; ++p) {
+          const float* kp = kc + (blocks[p / bs] * bs + p % bs) * kv_dim + kvh * hd;
+          float s = 0.f;
+          for (int64_t d = 0; d < hd; ++d) s += qh[d] * kp[d];
+          scores[p] = s * scale;
+          max_score = std::max(max_score, scores[p]);
+        }
+        float denom = 0.f;
+        for (int64_t p = 0; p < visible; ++p) {
+          scores[p] = std::exp(scores[p] - max_score);
+          denom += scores[p];
+        }
+        float* o = out.as<float>() + row * out.cols + h * hd;
+        std::fill(o, o + hd, 0.f);
+        for (int64_t p = 0; p < visible; ++p) {
+          const float* vp = vc + (blocks[p / bs] * bs + p % bs) * kv_dim + kvh * hd;
+          const float w = scores[p] / denom;
+          for (int64_t d = 0; d < hd; ++d) o[d] += w * vp[d];
+        }
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Status CpuBackend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const int64_t n = gate.num_elements();
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate.as<float>()[i];
+    out.as<float>()[i] = g / (1.0f + std::exp(-g)) * up.as<float>()[i];
+  }
+  return Status::OK();
+}
+
+Status CpuBackend::gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::memcpy(out.as<float>() + i * out.cols, x.as<float>() + rows[i] * x.cols,
+                x.cols * sizeof(float));
+  }
+  return Status::OK();
+}
+
+kernels::sgmv::PagedLoraWeights<float> CpuBackend::lora_weights() const {
+  return {lora_pool_.data(), lora_shape_.page_elems, page_indices_.data(), lora_modules_.data(),
+          lora_shape_.num_layers, 7};
+}
+
+kernels::sgmv::LoraBatch CpuBackend::lora_batch() const {
+  return {step_->num_tokens(), step_->token_slots.data(),
+          static_cast<int32_t>(step_->segment_slots.size()), step_->segment_starts.data(),
+          step_->segment_slots.data(), step_->max_rank};
+}
+
+Status CpuBackend::lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
+                               std::span<Tensor> v) {
+  if (projs.size() > kernels::sgmv::kMaxFusedProjs || v.size() != projs.size()) {
+    return Status::Internal("cpu backend: bad fused lora shrink");
+  }
+  kernels::sgmv::ShrinkArgs args{};
+  args.x = x.as<float>();
+  args.in_dim = x.cols;
+  args.layer = layer;
+  args.num_projs = static_cast<int32_t>(projs.size());
+  for (size_t p = 0; p < projs.size(); ++p) {
+    args.projs[p] = projs[p];
+    args.v[p] = v[p].as<float>();
+  }
+  kernels::sgmv::shrink_cpu(lora_weights(), lora_batch(), args);
+  return Status::OK();
+}
+
+Status CpuBackend::lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) {
+  kernels::sgmv::ExpandArgs args{v.as<float>(), y.as<float>(), y.cols, layer, proj};
+  kernels::sgmv::expand_cpu(lora_weights(), lora_batch(), args);
+  return Status::OK();
+}
+
+}  // namespace quilt::engine

@@ -1,0 +1,57 @@
+// The reference backend: float32 host memory, OpenBLAS for GEMMs, plain loops for the rest.
+#pragma once
+
+#include <vector>
+
+#include "engine/backend/backend.h"
+
+namespace quilt::engine {
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  DType compute_dtype() const override { return DType::kF32; }
+
+  Result<Tensor> allocate(int64_t rows, int64_t cols) override;
+  Result<Tensor> load_weight(const TensorView& src, int64_t rows, int64_t cols) override;
+  Status download(const Tensor& src, std::span<float> dst) override;
+
+  Status init_kv_cache(const KvCacheShape& shape) override;
+  Status init_lora_pool(const LoraPoolShape& shape) override;
+  Status write_lora_pages(std::span<const int32_t> pages, std::span<const float> data) override;
+  Status write_lora_tables(std::span<const int32_t> page_indices,
+                           std::span<const kernels::sgmv::LoraModuleRef> modules) override;
+
+  Status begin_step(const StepLayout& layout) override;
+  Status embedding(const Tensor& table, Tensor& out) override;
+  Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
+  Status matmul(const Tensor& x, const Tensor& w, Tensor& out) override;
+  Status add(Tensor& acc, const Tensor& x) override;
+  Status rope(const RopeTable& table, int64_t head_dim, Tensor& q, Tensor& k) override;
+  Status kv_store(int32_t layer, const Tensor& k, const Tensor& v) override;
+  Status attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) override;
+  Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
+  Status lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
+                     std::span<Tensor> v) override;
+  Status lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) override;
+
+ private:
+  kernels::sgmv::PagedLoraWeights<float> lora_weights() const;
+  kernels::sgmv::LoraBatch lora_batch() const;
+  float* k_cache(int32_t layer) { return kv_.data() + layer * layer_stride_; }
+  float* v_cache(int32_t layer) { return kv_.data() + layer * layer_stride_ + layer_stride_ / 2; }
+
+  const StepLayout* step_ = nullptr;  // valid between begin_step calls
+
+  KvCacheShape kv_shape_;
+  std::vector<float> kv_;     // per layer: K [blocks, block_size, kv_dim] then V, same shape
+  int64_t layer_stride_ = 0;
+
+  LoraPoolShape lora_shape_;
+  std::vector<float> lora_pool_;       // [num_pages, page_elems]
+  std::vector<int32_t> page_indices_;
+  std::vector<kernels::sgmv::LoraModuleRef> lora_modules_;
+};
+
+}  // namespace quilt::engine

@@ -1,0 +1,145 @@
+// Engine: loading, request validation, and the engine thread's step loop.
+#include "engine/engine.h"
+
+#include <algorithm>
+
+#include "engine/engine_core.h"
+#include "engine/weights/safetensors.h"
+
+namespace quilt::engine {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kNone: return "";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kAborted: return "abort";
+    case FinishReason::kError: return "error";
+  }
+  return "";
+}
+
+Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& model_dir,
+                                               const EngineOptions& options) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->options_ = options;
+  QUILT_ASSIGN_OR_RETURN(e->config_, load_model_config(model_dir));
+  QUILT_ASSIGN_OR_RETURN(e->tokenizer_, Tokenizer::load(model_dir));
+  const ModelConfig& cfg = e->config_;
+
+  auto core = std::make_unique<Core>();
+  QUILT_ASSIGN_OR_RETURN(core->backend, make_backend(options.device));
+  Backend& backend = *core->backend;
+  {
+    // The backend keeps its own copy of the weights; the mapping is dropped after loading.
+    QUILT_ASSIGN_OR_RETURN(std::unique_ptr<TensorStore> store, TensorStore::open_dir(model_dir));
+    QUILT_ASSIGN_OR_RETURN(core->model, LlamaModel::load(cfg, *store, backend, options.max_step_tokens,
+                                                         options.max_lora_rank));
+  }
+
+  const int64_t elem = dtype_size(backend.compute_dtype());
+  const int64_t block_bytes = 2 * cfg.num_layers * options.block_size * cfg.kv_dim() * elem;
+  KvCacheShape kv{static_cast<int32_t>(cfg.num_layers),
+                  static_cast<int32_t>(std::max<int64_t>(1, options.kv_cache_bytes / block_bytes)),
+                  options.block_size, static_cast<int32_t>(cfg.num_kv_heads),
+                  static_cast<int32_t>(cfg.head_dim)};
+  QUILT_RETURN_IF_ERROR(backend.init_kv_cache(kv));
+  core->kv_blocks = std::make_unique<PageAllocator>(kv.num_blocks);
+
+  // A LoRA page holds hidden_size values, as in S-LoRA; longer rows (the MLP's) span pages.
+  LoraPoolShape pool;
+  pool.page_elems = cfg.hidden_size;
+  pool.num_pages = static_cast<int32_t>(std::max<int64_t>(1, options.lora_pool_bytes / (pool.page_elems * elem)));
+  pool.max_slots = options.max_adapter_slots;
+  pool.num_layers = static_cast<int32_t>(cfg.num_layers);
+  pool.max_page_indices = pool.num_pages;
+  QUILT_ASSIGN_OR_RETURN(core->adapters, AdapterSlots::create(backend, cfg, pool));
+
+  SchedulerConfig sc{options.max_step_tokens, options.max_running, options.block_size};
+  core->scheduler = std::make_unique<Scheduler>(sc, *core->kv_blocks, *core->adapters);
+  e->kv_blocks_total_ = kv.num_blocks;
+  e->stats_.kv_blocks_total = kv.num_blocks;
+  e->core_ = std::move(core);
+  e->thread_ = std::thread([raw = e.get()] { raw->run(); });
+  return e;
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Status Engine::validate(const Request& r) const {
+  const SamplingParams& s = r.sampling;
+  if (r.prompt.empty()) return Status::InvalidArgument("prompt: must not be empty");
+  for (int32_t id : r.prompt) {
+    if (id < 0 || id >= config_.vocab_size) {
+      return Status::InvalidArgument("prompt: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                     std::to_string(config_.vocab_size) + ")");
+    }
+  }
+  if (s.max_tokens < 1) return Status::InvalidArgument("max_tokens: must be at least 1");
+  if (!(s.temperature >= 0.f)) return Status::InvalidArgument("temperature: must be >= 0");
+  if (!(s.top_p > 0.f && s.top_p <= 1.f)) return Status::InvalidArgument("top_p: must be in (0, 1]");
+  if (s.top_k < 0) return Status::InvalidArgument("top_k: must be >= 0");
+  if (s.logprobs < 0 || s.logprobs > 20) return Status::InvalidArgument("logprobs: must be in [0, 20]");
+  const int64_t total = static_cast<int64_t>(r.prompt.size()) + s.max_tokens;
+  if (total > config_.max_position_embeddings) {
+    return Status::InvalidArgument("prompt: " + std::to_string(r.prompt.size()) + " tokens + max_tokens " +
+                                   std::to_string(s.max_tokens) + " exceed the model's context of " +
+                                   std::to_string(config_.max_position_embeddings) + " tokens");
+  }
+  const int64_t blocks = (total + options_.block_size - 1) / options_.block_size;
+  if (blocks > kv_blocks_total_) {
+    return Status::InvalidArgument("prompt: " + std::to_string(total) +
+                                   " tokens can never fit in this server's KV cache");
+  }
+  if (r.adapter) {
+    const LoraWeights& w = *r.adapter;
+    if (static_cast<int64_t>(w.layers.size()) != config_.num_layers) {
+      return Status::InvalidArgument("adapter " + w.name + " has " + std::to_string(w.layers.size()) +
+                                     " layers; the model has " + std::to_string(config_.num_layers));
+    }
+    if (w.max_rank() > options_.max_lora_rank) {
+      return Status::InvalidArgument("adapter " + w.name + " has rank " + std::to_string(w.max_rank()) +
+                                     "; this server serves ranks up to " +
+                                     std::to_string(options_.max_lora_rank));
+    }
+    // pages_needed reads only constants of AdapterSlots: safe from this thread.
+    if (core_->adapters->pages_needed(w) > core_->adapters->num_pages()) {
+      return Status::InvalidArgument("adapter " + w.name + " is larger than the adapter memory pool");
+    }
+  }
+  return Status::OK();
+}
+
+Status Engine::submit(Request request) {
+  QUILT_RETURN_IF_ERROR(validate(request));
+  if (!request.on_event) return Status::InvalidArgument("request has no event callback");
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return Status::Unavailable("engine is stopping");
+    inbox_.push_back(std::move(request));
+  }
+  wake_.notify_one();
+  return Status::OK();
+}
+
+void Engine::cancel(uint64_t request_id) {
+  {
+    std::lock_guard lock(mu_);
+    cancels_.push_back(request_id);
+  }
+  wake_.notify_one();
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+}  // namespace quilt::engine

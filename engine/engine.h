@@ -1,0 +1,95 @@
+// The engine: one thread that batches every request onto one model, whatever its adapter.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/backend/backend.h"
+#include "engine/model/model_config.h"
+#include "engine/request.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace quilt::engine {
+
+struct StepPlan;  // engine/scheduler/scheduler.h
+
+struct EngineOptions {
+  std::string device = "cpu";
+  int32_t max_step_tokens = 512;        // tokens per step (prefill chunks + decodes)
+  int32_t max_running = 64;             // sequences in flight
+  int32_t block_size = 16;              // tokens per KV block
+  int64_t kv_cache_bytes = 256 << 20;   // KV cache budget (float32 on cpu)
+  int32_t max_adapter_slots = 64;       // adapters resident at once
+  int32_t max_lora_rank = 128;
+  int64_t lora_pool_bytes = 256 << 20;  // adapter page pool budget
+};
+
+struct EngineStats {
+  uint64_t steps = 0;
+  uint64_t tokens_computed = 0;   // prefill + decode tokens through the model
+  uint64_t tokens_generated = 0;
+  int32_t waiting = 0;
+  int32_t running = 0;
+  int32_t kv_blocks_used = 0;
+  int32_t kv_blocks_total = 0;
+  int32_t adapters_resident = 0;
+  int32_t last_batch_tokens = 0;
+  uint64_t preemptions = 0;        // sequences sent back to recompute for lack of KV blocks
+  uint64_t adapter_loads = 0;      // adapters copied into the page pool
+  uint64_t adapter_evictions = 0;  // idle adapters dropped to make room
+};
+
+class Engine {
+ public:
+  // Loads the model directory (config, tokenizer, weights) onto options.device and starts the
+  // engine thread.
+  static Result<std::unique_ptr<Engine>> create(const std::filesystem::path& model_dir,
+                                                const EngineOptions& options);
+  ~Engine();  // stops the thread; requests still in flight get a kAborted final event
+
+  // --- thread-safe ---
+  // Validates and queues `request`. A request that can never run (too long for the model or the
+  // KV cache, an adapter too large for the pool, bad sampling values) is refused here, and then
+  // no event is ever sent. Otherwise events follow on the engine thread until one is final.
+  Status submit(Request request);
+  // Aborts a queued or running request: its memory is freed at the next step boundary and it
+  // gets a final kAborted event. Unknown ids are ignored.
+  void cancel(uint64_t request_id);
+  EngineStats stats() const;
+
+  // Constant after construction.
+  const ModelConfig& config() const { return config_; }
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  struct Core;  // engine-thread state: backend, model, KV blocks, adapters, scheduler
+  Engine() = default;
+  void run();
+  void run_step(StepPlan& plan);
+  void publish_stats();
+  Status validate(const Request& r) const;
+
+  // Constant after construction.
+  EngineOptions options_;
+  ModelConfig config_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Core> core_;
+  int32_t kv_blocks_total_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_;
+  std::vector<Request> inbox_;          // guarded by mu_
+  std::vector<uint64_t> cancels_;       // guarded by mu_
+  bool stopping_ = false;               // guarded by mu_
+  EngineStats stats_;                   // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace quilt::engine

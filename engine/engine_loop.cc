@@ -1,0 +1,144 @@
+// The engine thread: take new requests and cancels, schedule, run one step, emit tokens.
+#include <algorithm>
+#include <chrono>
+
+#include "engine/engine_core.h"
+#include "engine/scheduler/layout_builder.h"
+
+namespace quilt::engine {
+namespace {
+
+void send_final(Sequence& seq, FinishReason reason, Status error = Status::OK()) {
+  TokenEvent ev;
+  ev.request_id = seq.request.id;
+  if (reason != FinishReason::kAborted && reason != FinishReason::kError) {
+    if (seq.decoder) ev.text = seq.stops.push(seq.decoder->finish());
+    if (!seq.stops.matched()) ev.text += seq.stops.finish();
+  }
+  ev.finished = true;
+  ev.finish_reason = reason;
+  ev.error = std::move(error);
+  ev.prompt_tokens = seq.num_prompt;
+  ev.completion_tokens = seq.num_generated();
+  seq.request.on_event(ev);
+}
+
+bool is_eos(const ModelConfig& cfg, int32_t token) {
+  return std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), token) != cfg.eos_token_ids.end();
+}
+
+}  // namespace
+
+// Runs the model over one planned step and hands each sampled token to its request.
+void Engine::run_step(StepPlan& plan) {
+  Core& core = *core_;
+  Scheduler& scheduler = *core.scheduler;
+  StepLayout layout = build_step_layout(plan, options_.block_size, *core.adapters);
+  Status st = core.backend->begin_step(layout);
+  if (st.ok()) st = core.model->forward(layout, core.logits);
+  if (!st.ok()) {
+    // A failed step fails the requests in it, never the engine.
+    for (const StepPlan::Item& item : plan.items) {
+      if (auto seq = scheduler.remove(item.seq->request.id)) send_final(*seq, FinishReason::kError, st);
+    }
+    return;
+  }
+
+  const int64_t vocab = config_.vocab_size;
+  size_t row = 0;
+  uint64_t generated = 0;
+  std::vector<uint64_t> finished;
+  for (const StepPlan::Item& item : plan.items) {
+    Sequence& seq = *item.seq;
+    seq.num_computed += item.count;
+    if (!item.samples) continue;
+    std::span<const float> logits(core.logits.data() + row++ * vocab, vocab);
+    Sampler::Sample s = seq.sampler.sample(logits);
+    seq.tokens.push_back(s.token);
+    ++generated;
+
+    TokenEvent ev;
+    ev.request_id = seq.request.id;
+    ev.token = s.token;
+    ev.logprob = s.logprob;
+    ev.top_logprobs = std::move(s.top);
+    if (seq.request.capture_logits && !seq.logits_sent) {
+      ev.logits.assign(logits.begin(), logits.end());
+      seq.logits_sent = true;
+    }
+    if (seq.decoder) ev.text = seq.stops.push(seq.decoder->push(s.token));
+    FinishReason reason = FinishReason::kNone;
+    if (seq.stops.matched() || (!seq.request.sampling.ignore_eos && is_eos(config_, s.token))) {
+      reason = FinishReason::kStop;
+    } else if (seq.num_generated() >= seq.request.sampling.max_tokens) {
+      reason = FinishReason::kLength;
+    }
+    seq.request.on_event(ev);
+    if (reason != FinishReason::kNone) {
+      send_final(seq, reason);
+      finished.push_back(seq.request.id);
+    }
+  }
+  for (uint64_t id : finished) scheduler.remove(id);
+
+  std::lock_guard lock(mu_);
+  ++stats_.steps;
+  stats_.tokens_computed += layout.num_tokens();
+  stats_.tokens_generated += generated;
+  stats_.last_batch_tokens = layout.num_tokens();
+}
+
+void Engine::publish_stats() {
+  const Core& core = *core_;
+  std::lock_guard lock(mu_);
+  stats_.waiting = core.scheduler->num_waiting();
+  stats_.running = core.scheduler->num_running();
+  stats_.preemptions = core.scheduler->num_preemptions();
+  stats_.kv_blocks_used = core.kv_blocks->num_used();
+  stats_.adapters_resident = core.adapters->num_resident();
+  stats_.adapter_loads = core.adapters->num_loads();
+  stats_.adapter_evictions = core.adapters->num_evictions();
+}
+
+void Engine::run() {
+  Core& core = *core_;
+  Scheduler& scheduler = *core.scheduler;
+  uint64_t arrival = 0;
+
+  for (;;) {
+    std::vector<Request> inbox;
+    std::vector<uint64_t> cancels;
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait(lock, [&] { return stopping_ || !inbox_.empty() || !cancels_.empty() || !scheduler.idle(); });
+      if (stopping_) break;
+      inbox.swap(inbox_);
+      cancels.swap(cancels_);
+    }
+    for (Request& r : inbox) {
+      auto seq = std::make_unique<Sequence>(std::move(r), tokenizer_.get());
+      seq->arrival = arrival++;
+      scheduler.add(std::move(seq));
+    }
+    for (uint64_t id : cancels) {
+      if (std::unique_ptr<Sequence> seq = scheduler.remove(id)) send_final(*seq, FinishReason::kAborted);
+    }
+
+    StepPlan plan = scheduler.schedule();
+    if (!plan.empty()) run_step(plan);
+    publish_stats();
+    if (plan.empty() && !scheduler.idle()) {
+      // Waiting work that cannot start yet (its adapter has no room): look again shortly.
+      std::unique_lock lock(mu_);
+      wake_.wait_for(lock, std::chrono::milliseconds(1));
+    }
+  }
+
+  // Stopping: everything still queued or running ends aborted.
+  std::vector<uint64_t> ids = scheduler.live_ids();
+  for (uint64_t id : ids) {
+    if (auto seq = scheduler.remove(id)) send_final(*seq, FinishReason::kAborted);
+  }
+}
+
+}  // namespace quilt::engine

@@ -1,0 +1,150 @@
+// AdapterSlots: pages each adapter's A and Bᵀ rows into the pool and keeps the slot tables.
+#include "engine/lora/adapter_slots.h"
+
+#include <algorithm>
+
+namespace quilt::engine {
+namespace {
+
+int64_t pages_per_row(int64_t dim, int64_t page_elems) { return (dim + page_elems - 1) / page_elems; }
+
+}  // namespace
+
+AdapterSlots::AdapterSlots(Backend& backend, const ModelConfig& cfg, const LoraPoolShape& shape)
+    : backend_(backend), cfg_(cfg), shape_(shape), pages_(shape.num_pages), slots_(shape.max_slots) {}
+
+Result<std::unique_ptr<AdapterSlots>> AdapterSlots::create(Backend& backend, const ModelConfig& cfg,
+                                                           const LoraPoolShape& shape) {
+  QUILT_RETURN_IF_ERROR(backend.init_lora_pool(shape));
+  return std::unique_ptr<AdapterSlots>(new AdapterSlots(backend, cfg, shape));
+}
+
+int32_t AdapterSlots::pages_needed(const LoraWeights& weights) const {
+  int64_t n = 0;
+  for (const auto& layer : weights.layers) {
+    for (int p = 0; p < kNumProjections; ++p) {
+      const auto proj = static_cast<Projection>(p);
+      n += layer[p].rank * (pages_per_row(projection_in_dim(cfg_, proj), shape_.page_elems) +
+                            pages_per_row(projection_out_dim(cfg_, proj), shape_.page_elems));
+    }
+  }
+  return static_cast<int32_t>(std::min<int64_t>(n, INT32_MAX));
+}
+
+Result<int32_t> AdapterSlots::acquire(const std::shared_ptr<const LoraWeights>& weights) {
+  if (auto it = by_weights_.find(weights.get()); it != by_weights_.end()) {
+    Slot& s = slots_[it->second];
+    if (s.users++ == 0) idle_lru_.erase(s.lru_pos);
+    return it->second;
+  }
+  const int32_t need = pages_needed(*weights);
+  if (need > pages_.num_pages()) {
+    return Status::InvalidArgument("adapter " + weights->name + " needs " + std::to_string(need) +
+                                   " pages; the LoRA pool has " + std::to_string(pages_.num_pages()));
+  }
+  auto free_slot = [&] {
+    for (int32_t i = 0; i < static_cast<int32_t>(slots_.size()); ++i) {
+      if (!slots_[i].weights) return i;
+    }
+    return -1;
+  };
+  // Evict idle adapters, least recently used first, until both a slot and the pages are free.
+  while ((free_slot() < 0 || pages_.num_free() < need) && !idle_lru_.empty()) {
+    evict(idle_lru_.front());
+  }
+  const int32_t slot = free_slot();
+  if (slot < 0 || pages_.num_free() < need) {
+    return Status::ResourceExhausted("no room for adapter " + weights->name + " until running requests finish");
+  }
+  QUILT_RETURN_IF_ERROR(load(slot, weights));
+  slots_[slot].users = 1;
+  return slot;
+}
+
+void AdapterSlots::release(int32_t slot) {
+  Slot& s = slots_[slot];
+  if (--s.users == 0) s.lru_pos = idle_lru_.insert(idle_lru_.end(), slot);
+}
+
+Status AdapterSlots::load(int32_t slot, const std::shared_ptr<const LoraWeights>& weights) {
+  Slot& s = slots_[slot];
+  s.pages.clear();
+  if (!pages_.allocate(pages_needed(*weights), s.pages)) {
+    return Status::Internal("adapter pages vanished between check and allocation");
+  }
+  // Copy every rank row into its pages, zero-padding each row's last page.
+  const int64_t pe = shape_.page_elems;
+  std::vector<float> data(s.pages.size() * pe, 0.f);
+  size_t next = 0;
+  auto put_rows = [&](const std::vector<float>& rows, int64_t rank, int64_t dim) {
+    const int64_t ppr = pages_per_row(dim, pe);
+    for (int64_t j = 0; j < rank; ++j) {
+      std::copy_n(rows.begin() + j * dim, dim, data.begin() + (next + j * ppr) * pe);
+    }
+    next += rank * ppr;
+  };
+  s.max_rank = 0;
+  for (const auto& layer : weights->layers) {
+    for (int p = 0; p < kNumProjections; ++p) {
+      const auto proj = static_cast<Projection>(p);
+      put_rows(layer[p].a, layer[p].rank, projection_in_dim(cfg_, proj));
+      put_rows(layer[p].bt, layer[p].rank, projection_out_dim(cfg_, proj));
+      s.max_rank = std::max<int32_t>(s.max_rank, static_cast<int32_t>(layer[p].rank));
+    }
+  }
+  Status st = backend_.write_lora_pages(s.pages, data);
+  if (!st.ok()) {
+    pages_.free(s.pages);
+    s.pages.clear();
+    return st;
+  }
+  s.weights = weights;
+  by_weights_[weights.get()] = slot;
+  ++loads_;
+  return write_tables();
+}
+
+void AdapterSlots::evict(int32_t slot) {
+  Slot& s = slots_[slot];
+  idle_lru_.erase(s.lru_pos);
+  by_weights_.erase(s.weights.get());
+  pages_.free(s.pages);
+  s = Slot{};
+  ++evictions_;
+  // The evicted slot's table entries go stale but nothing references the slot any more;
+  // the next load rewrites the tables.
+}
+
+// Rebuilds the page-index list and the [slot][layer][proj] module table from the resident slots.
+Status AdapterSlots::write_tables() {
+  const int32_t num_layers = shape_.num_layers;
+  std::vector<int32_t> indices;
+  std::vector<kernels::sgmv::LoraModuleRef> modules(
+      static_cast<size_t>(shape_.max_slots) * num_layers * kNumProjections, {0, 0.f, 0, 0});
+  const int64_t pe = shape_.page_elems;
+  for (int32_t slot = 0; slot < shape_.max_slots; ++slot) {
+    const Slot& s = slots_[slot];
+    if (!s.weights) continue;
+    size_t next = 0;
+    for (int32_t l = 0; l < num_layers; ++l) {
+      for (int p = 0; p < kNumProjections; ++p) {
+        const auto proj = static_cast<Projection>(p);
+        const LoraModule& m = s.weights->layers[l][p];
+        const size_t a_pages = m.rank * pages_per_row(projection_in_dim(cfg_, proj), pe);
+        const size_t b_pages = m.rank * pages_per_row(projection_out_dim(cfg_, proj), pe);
+        auto& ref = modules[(static_cast<size_t>(slot) * num_layers + l) * kNumProjections + p];
+        ref.rank = static_cast<int32_t>(m.rank);
+        ref.scale = m.scale;
+        ref.a_pages = static_cast<int32_t>(indices.size());
+        indices.insert(indices.end(), s.pages.begin() + next, s.pages.begin() + next + a_pages);
+        next += a_pages;
+        ref.bt_pages = static_cast<int32_t>(indices.size());
+        indices.insert(indices.end(), s.pages.begin() + next, s.pages.begin() + next + b_pages);
+        next += b_pages;
+      }
+    }
+  }
+  return backend_.write_lora_tables(indices, modules);
+}
+
+}  // namespace quilt::engine

@@ -1,0 +1,65 @@
+// Continuous batching: which sequences run in the next step and how many of their tokens.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "engine/lora/adapter_slots.h"
+#include "engine/memory/page_allocator.h"
+#include "engine/scheduler/sequence.h"
+
+namespace quilt::engine {
+
+struct SchedulerConfig {
+  int32_t max_step_tokens = 512;  // prefill chunks and decode tokens together
+  int32_t max_running = 64;       // sequences holding KV blocks at once
+  int32_t block_size = 16;        // tokens per KV block
+};
+
+// One step's work: each entry computes `count` tokens of `seq` starting at seq->num_computed.
+struct StepPlan {
+  struct Item {
+    Sequence* seq;
+    int32_t count;
+    bool samples;  // the chunk reaches the end of the sequence's tokens: sample the next one
+  };
+  std::vector<Item> items;
+  bool empty() const { return items.empty(); }
+};
+
+// FCFS admission with chunked prefill and preemption by recompute of the newest running sequence.
+// Fair share across tenants replaces the admission order later; the rest stays.
+// Not thread-safe: the engine thread owns it.
+class Scheduler {
+ public:
+  Scheduler(const SchedulerConfig& config, PageAllocator& kv_blocks, AdapterSlots& adapters);
+
+  void add(std::unique_ptr<Sequence> seq);
+  StepPlan schedule();
+  // Removes a sequence (finished or aborted) and frees its blocks and adapter slot.
+  std::unique_ptr<Sequence> remove(uint64_t request_id);
+
+  int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
+  int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
+  std::vector<uint64_t> live_ids() const;  // every waiting and running request
+  uint64_t num_preemptions() const { return preemptions_; }
+  bool idle() const { return waiting_.empty() && running_.empty(); }
+  // Blocks a sequence of n tokens needs.
+  int32_t blocks_for(int32_t tokens) const { return (tokens + config_.block_size - 1) / config_.block_size; }
+
+ private:
+  bool grow_blocks(Sequence& seq, int32_t tokens);
+  void release(Sequence& seq);
+  void preempt_newest();
+
+  SchedulerConfig config_;
+  PageAllocator& kv_blocks_;
+  AdapterSlots& adapters_;
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
+  uint64_t preemptions_ = 0;
+};
+
+}  // namespace quilt::engine

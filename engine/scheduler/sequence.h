@@ -1,0 +1,40 @@
+// A request in flight: its tokens, KV blocks, adapter slot and output state. Engine thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/request.h"
+#include "engine/sampling/sampler.h"
+#include "engine/sampling/stop_strings.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace quilt::engine {
+
+struct Sequence {
+  Sequence(Request r, const Tokenizer* tokenizer);
+
+  int32_t num_tokens() const { return static_cast<int32_t>(tokens.size()); }
+  int32_t num_generated() const { return num_tokens() - num_prompt; }
+  // Tokens whose K/V still have to be computed before the next sample (a prompt, or after
+  // preemption by recompute, the prompt and every generated token).
+  int32_t num_uncomputed() const { return num_tokens() - num_computed; }
+
+  Request request;
+  std::vector<int32_t> tokens;  // prompt, then generated tokens
+  int32_t num_prompt = 0;
+  int32_t num_computed = 0;     // tokens whose K/V are in the cache
+  std::vector<int32_t> blocks;  // KV cache blocks, in order
+  int32_t adapter_slot = -1;    // -1: base model, or adapter not resident yet
+  bool has_adapter_slot = false;
+  uint64_t arrival = 0;         // submission order
+  int32_t preemptions = 0;
+
+  Sampler sampler;
+  std::unique_ptr<IncrementalDecoder> decoder;  // null without a tokenizer
+  StopStrings stops;
+  bool logits_sent = false;
+};
+
+}  // namespace quilt::engine

@@ -1,0 +1,72 @@
+// CPU reference of the LoRA shrink/expand contract in sgmv.h: plain loops, float32.
+#include "kernels/sgmv/sgmv.h"
+
+#include <algorithm>
+
+namespace quilt::kernels::sgmv {
+namespace {
+
+// Row `row` of a paged matrix whose rows are `dim` long, starting at page list offset `first`.
+// Calls f(k_begin, pointer, count) for each page-contiguous run of the row.
+template <typename F>
+void for_each_run(const PagedLoraWeights<float>& w, int32_t first, int32_t row, int64_t dim, F f) {
+  const int64_t pages_per_row = (dim + w.page_elems - 1) / w.page_elems;
+  const int32_t* pages = w.page_indices + first + row * pages_per_row;
+  for (int64_t p = 0; p < pages_per_row; ++p) {
+    const int64_t k0 = p * w.page_elems;
+    const int64_t n = std::min(w.page_elems, dim - k0);
+    f(k0, w.pool + static_cast<int64_t>(pages[p]) * w.page_elems, n);
+  }
+}
+
+// Calls f(token_begin, token_end, slot) for each run of tokens sharing a slot.
+template <typename F>
+void for_each_segment(const LoraBatch& b, F f) {
+  if (b.num_segments > 0) {
+    for (int32_t s = 0; s < b.num_segments; ++s) {
+      f(b.segment_starts[s], b.segment_starts[s + 1], b.segment_slots[s]);
+    }
+    return;
+  }
+  for (int32_t t = 0; t < b.num_tokens; ++t) f(t, t + 1, b.token_slots[t]);
+}
+
+}  // namespace
+
+void shrink_cpu(const PagedLoraWeights<float>& w, const LoraBatch& batch, const ShrinkArgs& args) {
+  for_each_segment(batch, [&](int32_t t0, int32_t t1, int32_t slot) {
+    if (slot < 0) return;
+    for (int32_t p = 0; p < args.num_projs; ++p) {
+      const LoraModuleRef& m = w.module(slot, args.layer, args.projs[p]);
+      for (int32_t j = 0; j < m.rank; ++j) {
+        for (int32_t t = t0; t < t1; ++t) {
+          const float* x = args.x + static_cast<int64_t>(t) * args.in_dim;
+          float acc = 0.f;
+          for_each_run(w, m.a_pages, j, args.in_dim, [&](int64_t k0, const float* a, int64_t n) {
+            for (int64_t k = 0; k < n; ++k) acc += x[k0 + k] * a[k];
+          });
+          args.v[p][static_cast<int64_t>(t) * batch.max_rank + j] = acc;
+        }
+      }
+    }
+  });
+}
+
+void expand_cpu(const PagedLoraWeights<float>& w, const LoraBatch& batch, const ExpandArgs& args) {
+  for_each_segment(batch, [&](int32_t t0, int32_t t1, int32_t slot) {
+    if (slot < 0) return;
+    const LoraModuleRef& m = w.module(slot, args.layer, args.proj);
+    for (int32_t t = t0; t < t1; ++t) {
+      const float* v = args.v + static_cast<int64_t>(t) * batch.max_rank;
+      float* y = args.y + static_cast<int64_t>(t) * args.out_dim;
+      for (int32_t j = 0; j < m.rank; ++j) {
+        const float vj = v[j] * m.scale;
+        for_each_run(w, m.bt_pages, j, args.out_dim, [&](int64_t n0, const float* bt, int64_t n) {
+          for (int64_t i = 0; i < n; ++i) y[n0 + i] += vj * bt[i];
+        });
+      }
+    }
+  });
+}
+
+}  // namespace quilt::kernels::sgmv

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Quilt builds with, only those missing. Sourced by the other scripts.
+set -euo pipefail
+
+QUILT_APT_PACKAGES=(build-essential cmake pkg-config git libopenblas-dev nlohmann-json3-dev
+                    libpcre2-dev libgtest-dev googletest)
+
+quilt_install_deps() {
+  local missing=()
+  for p in "${QUILT_APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "quilt: installing ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}" ||
+    { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
+}
+
+# Configures and builds into $1 with the remaining arguments passed to cmake.
+quilt_build() {
+  local dir=$1
+  shift
+  cmake -S "$(dirname "${BASH_SOURCE[0]}")/.." -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@"
+  cmake --build "$dir" -j "$(nproc)"
+}

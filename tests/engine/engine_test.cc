@@ -1,0 +1,178 @@
+// Engine behaviour: batch independence, EOS and stop strings, cancellation, refusals.
+#include "engine/engine.h"
+
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "adapters/peft_adapter.h"
+#include "tests/engine/engine_harness.h"
+
+namespace quilt::engine {
+namespace {
+
+using testing::Collector;
+using testing::source_path;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto e = Engine::create(source_path("examples/models/tiny-llama"), EngineOptions{});
+    ASSERT_TRUE(e.ok()) << e.status().to_string();
+    engine_ = std::move(e).value();
+    for (const char* name : {"support-bot", "sql-writer", "legal-rs", "wide-64"}) {
+      auto a = adapters::load_peft_adapter_dir(source_path(std::string("examples/adapters/") + name),
+                                               engine_->config());
+      ASSERT_TRUE(a.ok()) << a.status().to_string();
+      adapters_.push_back(*a);
+    }
+  }
+
+  Request make(uint64_t id, const std::string& text, Collector& c, int max_tokens = 12) {
+    Request r;
+    r.id = id;
+    r.prompt = engine_->tokenizer()->encode(text, true);
+    r.sampling.max_tokens = max_tokens;
+    r.sampling.ignore_eos = true;
+    r.on_event = c.callback();
+    return r;
+  }
+
+  std::unique_ptr<Engine> engine_;
+  std::vector<std::shared_ptr<const LoraWeights>> adapters_;
+};
+
+TEST_F(EngineTest, RequestGivesTheSameTokensAloneAndInABusyMixedBatch) {
+  auto sampled = [&](uint64_t id, Collector& c) {
+    Request r = make(id, "Low-rank adaptation adds", c, 24);
+    r.adapter = adapters_[1];
+    r.sampling.temperature = 0.9f;
+    r.sampling.top_p = 0.95f;
+    r.sampling.top_k = 50;
+    r.sampling.seed = 1234;
+    return r;
+  };
+  auto greedy = [&](uint64_t id, Collector& c) {
+    Request r = make(id, "The quick brown fox", c, 24);
+    r.adapter = adapters_[3];
+    return r;
+  };
+  Collector alone;
+  ASSERT_TRUE(engine_->submit(sampled(1, alone)).ok());
+  ASSERT_TRUE(engine_->submit(greedy(2, alone)).ok());
+  ASSERT_TRUE(alone.wait(2));
+
+  Collector busy;
+  const char* prompts[] = {"SELECT name FROM", "数据 模型", "def add(a, b):", "emoji 🙂 test"};
+  uint64_t id = 100;
+  for (int i = 0; i < 24; ++i) {
+    Request r = make(id++, prompts[i % 4], busy, 8 + i % 13);
+    if (i % 5 != 0) r.adapter = adapters_[i % adapters_.size()];
+    if (i % 3 == 0) {
+      r.sampling.temperature = 1.0f;
+      r.sampling.seed = i;
+    }
+    ASSERT_TRUE(engine_->submit(std::move(r)).ok());
+    if (i == 10) {
+      ASSERT_TRUE(engine_->submit(sampled(1, busy)).ok());
+      ASSERT_TRUE(engine_->submit(greedy(2, busy)).ok());
+    }
+  }
+  ASSERT_TRUE(busy.wait(26));
+  EXPECT_EQ(busy.get(1).tokens, alone.get(1).tokens);
+  EXPECT_EQ(busy.get(2).tokens, alone.get(2).tokens);
+  EXPECT_EQ(busy.get(1).text, alone.get(1).text);
+  EXPECT_EQ(alone.get(1).tokens.size(), 24u);
+}
+
+TEST_F(EngineTest, StopsAtEosUnlessIgnoreEos) {
+  // The reference continuation of this prompt on the base model has EOS (4) as its 7th token.
+  Collector c;
+  Request r = make(1, "emoji 🙂 test", c, 16);
+  r.sampling.ignore_eos = false;
+  ASSERT_TRUE(engine_->submit(std::move(r)).ok());
+  ASSERT_TRUE(engine_->submit(make(2, "emoji 🙂 test", c, 16)).ok());
+  ASSERT_TRUE(c.wait(2));
+  const auto stopped = c.get(1), full = c.get(2);
+  ASSERT_EQ(stopped.tokens.size(), 7u);
+  EXPECT_EQ(stopped.tokens.back(), 4);
+  EXPECT_EQ(stopped.final_event.finish_reason, FinishReason::kStop);
+  EXPECT_EQ(stopped.final_event.completion_tokens, 7);
+  EXPECT_EQ(full.tokens.size(), 16u);
+  EXPECT_EQ(full.final_event.finish_reason, FinishReason::kLength);
+  EXPECT_TRUE(std::equal(stopped.tokens.begin(), stopped.tokens.end(), full.tokens.begin()));
+}
+
+TEST_F(EngineTest, StopStringCutsTheTextBeforeIt) {
+  Collector c;
+  ASSERT_TRUE(engine_->submit(make(1, "The quick brown fox", c, 16)).ok());
+  ASSERT_TRUE(c.wait(1));
+  const std::string full = c.get(1).text;
+  ASSERT_GT(full.size(), 8u);
+  const std::string stop = full.substr(full.size() / 2, 3);
+  const std::string expected = full.substr(0, full.find(stop));
+
+  Collector c2;
+  Request r = make(2, "The quick brown fox", c2, 16);
+  r.sampling.stop = {stop};
+  ASSERT_TRUE(engine_->submit(std::move(r)).ok());
+  ASSERT_TRUE(c2.wait(1));
+  EXPECT_EQ(c2.get(2).text, expected);
+  EXPECT_EQ(c2.get(2).final_event.finish_reason, FinishReason::kStop);
+}
+
+TEST_F(EngineTest, CancelEndsTheRequestAndFreesItsMemory) {
+  Collector c;
+  std::atomic<int> tokens{0};
+  Request r = make(7, "The quick brown fox", c, 400);
+  auto collect = r.on_event;
+  r.on_event = [&, collect](const TokenEvent& ev) {
+    if (ev.token) ++tokens;
+    collect(ev);
+  };
+  ASSERT_TRUE(engine_->submit(std::move(r)).ok());
+  while (tokens < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  engine_->cancel(7);
+  ASSERT_TRUE(c.wait(1));
+  EXPECT_EQ(c.get(7).final_event.finish_reason, FinishReason::kAborted);
+  EXPECT_LT(c.get(7).tokens.size(), 400u);
+  // The engine thread updates stats after the step; give it a moment to go idle.
+  for (int i = 0; i < 100 && engine_->stats().kv_blocks_used != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(engine_->stats().kv_blocks_used, 0);
+}
+
+TEST_F(EngineTest, RefusesRequestsThatCanNeverRun) {
+  Collector c;
+  Request empty = make(1, "x", c);
+  empty.prompt.clear();
+  EXPECT_TRUE(engine_->submit(std::move(empty)).IsInvalidArgument());
+
+  Request bad_token = make(2, "x", c);
+  bad_token.prompt.push_back(100000);
+  Status s = engine_->submit(std::move(bad_token));
+  EXPECT_TRUE(s.IsInvalidArgument());
+  EXPECT_NE(s.message().find("100000"), std::string::npos);
+
+  Request too_long = make(3, "x", c);
+  too_long.sampling.max_tokens = 10000;
+  s = engine_->submit(std::move(too_long));
+  EXPECT_TRUE(s.IsInvalidArgument());
+  EXPECT_NE(s.message().find("context"), std::string::npos);
+
+  Request bad_top_p = make(4, "x", c);
+  bad_top_p.sampling.top_p = 0.f;
+  EXPECT_TRUE(engine_->submit(std::move(bad_top_p)).IsInvalidArgument());
+
+  Request bad_temp = make(5, "x", c);
+  bad_temp.sampling.temperature = -1.f;
+  EXPECT_TRUE(engine_->submit(std::move(bad_temp)).IsInvalidArgument());
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(c.get(1).tokens.size() + c.get(2).tokens.size() + c.get(3).tokens.size(), 0u);
+  EXPECT_EQ(engine_->stats().steps, 0u);
+}
+
+}  // namespace
+}  // namespace quilt::engine
