@@ -399,6 +399,15 @@ Result<Value> f_map(const Value& v, const CallArgs& args) {
   return Value(std::move(out));
 }
 
+Result<Value> f_safe(const Value& v, const CallArgs&) { return v; }  // nothing is auto-escaped
+Result<Value> f_string(const Value& v, const CallArgs&) { return Value(v.str()); }
+Result<Value> f_upper(const Value& v, const CallArgs&) { return Value(py_upper(v.str())); }
+Result<Value> f_lower(const Value& v, const CallArgs&) { return Value(py_lower(v.str())); }
+Result<Value> f_title(const Value& v, const CallArgs&) { return Value(jinja_title(v.str())); }
+Result<Value> f_capitalize(const Value& v, const CallArgs&) {
+  return Value(py_capitalize(v.str()));
+}
+
 const std::unordered_map<std::string, FilterFn>& filters() {
   static const std::unordered_map<std::string, FilterFn> kFilters = {
       {"length", f_length},
@@ -433,20 +442,12 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       {"selectattr", f_selectattr},
       {"rejectattr", f_rejectattr},
       {"map", f_map},
-      {"safe", [](const Value& v, const CallArgs&) -> Result<Value> { return v; }},
-      {"string", [](const Value& v, const CallArgs&) -> Result<Value> { return Value(v.str()); }},
-      {"upper",
-       [](const Value& v, const CallArgs&) -> Result<Value> { return Value(py_upper(v.str())); }},
-      {"lower",
-       [](const Value& v, const CallArgs&) -> Result<Value> { return Value(py_lower(v.str())); }},
-      {"title",
-       [](const Value& v, const CallArgs&) -> Result<Value> {
-         return Value(jinja_title(v.str()));
-       }},
-      {"capitalize",
-       [](const Value& v, const CallArgs&) -> Result<Value> {
-         return Value(py_capitalize(v.str()));
-       }},
+      {"safe", f_safe},
+      {"string", f_string},
+      {"upper", f_upper},
+      {"lower", f_lower},
+      {"title", f_title},
+      {"capitalize", f_capitalize},
   };
   return kFilters;
 }

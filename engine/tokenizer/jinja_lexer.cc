@@ -27,6 +27,23 @@ Item text_item(size_t begin, size_t end) {
   return item;
 }
 
+// Jinja reads "\r\n" and "\r" as "\n" everywhere in the source (string literals included) and,
+// with keep_trailing_newline off as in transformers, drops one newline at the very end.
+std::string normalize_newlines(std::string_view src) {
+  std::string out;
+  out.reserve(src.size());
+  for (size_t i = 0; i < src.size(); ++i) {
+    if (src[i] == '\r') {
+      out.push_back('\n');
+      if (i + 1 < src.size() && src[i + 1] == '\n') ++i;
+    } else {
+      out.push_back(src[i]);
+    }
+  }
+  if (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
@@ -35,9 +52,9 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 class Lexer {
  public:
-  explicit Lexer(std::string_view src) : src_(src) {
-    for (size_t i = 0; i < src.size(); ++i) {
-      if (src[i] == '\n') newlines_.push_back(i);
+  explicit Lexer(std::string_view src) : normalized_(normalize_newlines(src)), src_(normalized_) {
+    for (size_t i = 0; i < src_.size(); ++i) {
+      if (src_[i] == '\n') newlines_.push_back(i);
     }
   }
 
@@ -308,11 +325,7 @@ class Lexer {
         if (prev->right == '-') {
           while (start < end && is_space(src_[start])) ++start;
         } else if (prev->kind != TagKind::kVar && prev->right != '+') {
-          if (src_.substr(start, 1) == "\n") {
-            start += 1;
-          } else if (src_.substr(start, 2) == "\r\n") {
-            start += 2;
-          }
+          if (src_.substr(start, 1) == "\n") start += 1;
         }
         start = std::min(start, end);
       }
@@ -363,7 +376,8 @@ class Lexer {
     return out;
   }
 
-  std::string_view src_;
+  std::string normalized_;
+  std::string_view src_;  // views normalized_
   std::vector<size_t> newlines_;
   std::vector<Item> items_;
 };

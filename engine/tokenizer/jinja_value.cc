@@ -351,7 +351,6 @@ std::string Value::str() const {
       return out + "]";
     }
     case Kind::kDict: {
-      if (as_dict().flavor == ValueMap::Flavor::kNamespace) return "<Namespace>";
       std::string out = "{";
       bool first = true;
       for (const auto& [k, v] : as_dict().entries) {
@@ -359,7 +358,8 @@ std::string Value::str() const {
         first = false;
         out += python_string_repr(k) + ": " + v.repr();
       }
-      return out + "}";
+      out += "}";
+      return as_dict().flavor == ValueMap::Flavor::kNamespace ? "<Namespace " + out + ">" : out;
     }
     case Kind::kFunction:
       return "<function " + as_function().name + ">";

@@ -254,6 +254,10 @@ TEST(ChatTemplateJinjaTest, WhitespaceControl) {
   EXPECT_EQ(render("  {%+ if true %}x{% endif %}"), "  x");
   EXPECT_EQ(render("{% raw %}{{ not evaluated }}{% endraw %}"), "{{ not evaluated }}");
   EXPECT_EQ(render("{{ {'a': {'b': 1}}['a']['b'] }}"), "1");
+  // Newlines are normalized and one trailing newline of the template is dropped, as Jinja does.
+  EXPECT_EQ(render("{{ 'a' }}\n"), "a");
+  EXPECT_EQ(render("x\n\n"), "x\n");
+  EXPECT_EQ(render("x\r\ny\rz{% if true %}\r\nA{% endif %}"), "x\ny\nzA");
 }
 
 TEST(ChatTemplateJinjaTest, LiteralsAndPrinting) {
@@ -264,6 +268,8 @@ TEST(ChatTemplateJinjaTest, LiteralsAndPrinting) {
             "True None 1.0 1e+20 1e-05 0.30000000000000004");
   EXPECT_EQ(render("{{ [\"it's\"] }}"), "[\"it's\"]");
   EXPECT_EQ(render("{{ undefined_thing }}|{{ x.y }}", {{"x", {{"y", nullptr}}}}), "|None");
+  EXPECT_EQ(render("{% set ns = namespace(a=1) %}{{ ns }} {{ 5 | float }} {{ 2.5 | round }}"),
+            "<Namespace {'a': 1}> 5.0 2.0");
 }
 
 TEST(ChatTemplateJinjaTest, Operators) {
@@ -418,6 +424,9 @@ TEST(ChatTemplateJinjaTest, ErrorsAreStatuses) {
 
   const ChatTemplate t = *ChatTemplate::parse("{{ messages }}");
   EXPECT_FALSE(t.render(json::object(), false, json::object()).ok());  // messages must be a list
+  json deep = json::array();
+  for (int i = 0; i < 10000; ++i) deep = json::array({deep});
+  EXPECT_FALSE(t.render(deep, false, json::object()).ok());
 }
 
 }  // namespace
