@@ -37,7 +37,7 @@ struct TokenEvent {
   uint64_t request_id = 0;
   std::optional<int32_t> token;   // the sampled token (none on a final event without a token)
   std::string text;               // newly complete text (UTF-8 whole, stop strings held back)
-  float logprob = 0.f;            // of `token`
+  float logprob = 0.f;            // of `token`, when sampling.logprobs > 0
   std::vector<TopLogprob> top_logprobs;
   std::vector<float> logits;      // the full first-step logits, when Request::capture_logits
   bool finished = false;

@@ -28,7 +28,10 @@ Sampler::Sampler(const SamplingParams& params)
 
 Sampler::Sample Sampler::sample(std::span<const float> logits) {
   const int32_t vocab = static_cast<int32_t>(logits.size());
-  const float lse = log_sum_exp(logits);
+  // Highest logit first, ties by id, so that no order depends on the sort algorithm.
+  auto higher = [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
   Sample out;
   if (params_.temperature <= 0.f) {
     // Greedy; ties go to the lowest id, as torch.argmax does.
@@ -38,12 +41,8 @@ Sampler::Sample Sampler::sample(std::span<const float> logits) {
     std::iota(order_.begin(), order_.end(), 0);
     int32_t keep = vocab;
     if (params_.top_k > 0 && params_.top_k < vocab) keep = params_.top_k;
-    // Sorted by logit, highest first, ties by id so the order never depends on the sort.
-    auto by_logit = [&](int32_t a, int32_t b) {
-      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-    };
     if (keep < vocab || params_.top_p < 1.f) {
-      std::partial_sort(order_.begin(), order_.begin() + keep, order_.end(), by_logit);
+      std::partial_sort(order_.begin(), order_.begin() + keep, order_.end(), higher);
     }
     probs_.resize(keep);
     const float inv_t = 1.f / params_.temperature;
@@ -76,16 +75,14 @@ Sampler::Sample Sampler::sample(std::span<const float> logits) {
       }
     }
   }
+  if (params_.logprobs == 0) return out;  // a full log-softmax only when asked for
+  const float lse = log_sum_exp(logits);
   out.logprob = logits[out.token] - lse;
-  if (params_.logprobs > 0) {
-    const int32_t n = std::min(params_.logprobs, vocab);
-    std::vector<int32_t> ids(vocab);
-    std::iota(ids.begin(), ids.end(), 0);
-    std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), [&](int32_t a, int32_t b) {
-      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-    });
-    for (int32_t i = 0; i < n; ++i) out.top.push_back({ids[i], logits[ids[i]] - lse});
-  }
+  const int32_t n = std::min(params_.logprobs, vocab);
+  std::vector<int32_t> ids(vocab);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), higher);
+  for (int32_t i = 0; i < n; ++i) out.top.push_back({ids[i], logits[ids[i]] - lse});
   return out;
 }
 

@@ -17,7 +17,7 @@ class Sampler {
 
   struct Sample {
     int32_t token;
-    float logprob;  // log-softmax of the raw logits at `token`
+    float logprob = 0.f;  // log-softmax of the raw logits at `token` (when logprobs > 0)
     std::vector<TopLogprob> top;
   };
   Sample sample(std::span<const float> logits);

@@ -1,11 +1,33 @@
 // ChatTemplate: parse once, render per request with the variables transformers passes.
 #include "engine/tokenizer/chat_template.h"
 
+#include <utility>
+#include <vector>
+
 #include "engine/tokenizer/jinja_ast.h"
 #include "engine/tokenizer/jinja_interpreter.h"
 #include "engine/tokenizer/jinja_parser.h"
 
 namespace quilt::engine {
+namespace {
+
+// Template values are built and printed recursively; deeper JSON is refused up front so that a
+// hostile request cannot exhaust the stack. Checked without recursion.
+constexpr int kMaxJsonDepth = 128;
+
+bool too_deep(const nlohmann::json& root) {
+  std::vector<std::pair<const nlohmann::json*, int>> stack = {{&root, 0}};
+  while (!stack.empty()) {
+    const auto [node, depth] = stack.back();
+    stack.pop_back();
+    if (depth > kMaxJsonDepth) return true;
+    if (!node->is_structured()) continue;
+    for (const nlohmann::json& child : *node) stack.emplace_back(&child, depth + 1);
+  }
+  return false;
+}
+
+}  // namespace
 
 Result<ChatTemplate> ChatTemplate::parse(std::string source) {
   auto text = std::make_shared<const std::string>(std::move(source));
@@ -18,6 +40,9 @@ Result<std::string> ChatTemplate::render(const nlohmann::json& messages, bool ad
   if (!messages.is_array()) return Status::InvalidArgument("messages must be a JSON array");
   if (!extra_context.is_null() && !extra_context.is_object()) {
     return Status::InvalidArgument("chat template context must be a JSON object");
+  }
+  if (too_deep(messages) || too_deep(extra_context)) {
+    return Status::InvalidArgument("chat template input nested too deeply");
   }
   jinja::ValueMap globals;
   globals.set("tools", jinja::Value::none());

@@ -11,7 +11,7 @@ namespace quilt::engine::jinja {
 namespace {
 
 // Deeper nesting than this is refused so that hostile templates cannot overflow the stack.
-constexpr int kMaxDepth = 200;
+constexpr int kMaxDepth = 100;
 
 class Parser {
  public:

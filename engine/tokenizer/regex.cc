@@ -59,9 +59,14 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view text) co
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t pos = 0;
   while (pos <= text.size()) {
-    const int rc =
+    int rc =
         pcre2_match(code_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md.data, nullptr);
-    if (rc < 0) break;  // PCRE2_ERROR_NOMATCH, or a resource limit: no further matches
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
+      // The JIT ran out of its stack: the interpreter keeps its backtracking on the heap.
+      rc = pcre2_match(code_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
+                       md.data, nullptr);
+    }
+    if (rc < 0) break;
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(md.data);
     const size_t begin = ovector[0];
     const size_t end = ovector[1];

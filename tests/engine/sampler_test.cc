@@ -12,7 +12,9 @@ namespace {
 std::vector<float> logits_of(std::vector<float> v) { return v; }
 
 TEST(SamplerTest, GreedyPicksTheLargestLogitAndItsLogprob) {
-  Sampler s(SamplingParams{});
+  SamplingParams p;
+  p.logprobs = 1;
+  Sampler s(p);
   auto out = s.sample(logits_of({0.5f, 3.0f, -1.0f, 2.9f}));
   EXPECT_EQ(out.token, 1);
   const double lse = std::log(std::exp(0.5) + std::exp(3.0) + std::exp(-1.0) + std::exp(2.9));
