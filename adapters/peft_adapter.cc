@@ -1,5 +1,6 @@
 // PEFT adapter tensors → engine LoraWeights: name mapping, shape checks, dtype conversion, Bᵀ.
 #include "adapters/peft_adapter.h"
+#include "common/files.h"
 
 #include <cmath>
 #include <fstream>
@@ -59,15 +60,6 @@ int64_t layer_of(std::string_view module) {
     n = n * 10 + (module[i] - '0');
   }
   return (i == 0 || i >= module.size() || module[i] != '.') ? -1 : n;
-}
-
-Result<std::string> read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound(path.string() + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Status::IOError(path.string() + ": read failed");
-  return ss.str();
 }
 
 struct FoundPair {
@@ -193,7 +185,7 @@ Result<std::shared_ptr<const engine::LoraWeights>> load_peft_adapter_dir(
     const std::filesystem::path& dir, const engine::ModelConfig& model) {
   const std::filesystem::path d = dir.filename().empty() ? dir.parent_path() : dir;  // "x/" → "x"
   const auto config_path = d / "adapter_config.json";
-  QUILT_ASSIGN_OR_RETURN(std::string text, read_file(config_path));
+  QUILT_ASSIGN_OR_RETURN(std::string text, quilt::read_file(config_path));
   QUILT_ASSIGN_OR_RETURN(PeftConfig cfg, parse_peft_config(text, config_path.string()));
 
   const auto weights_path = d / "adapter_model.safetensors";

@@ -1,5 +1,6 @@
 // Hugging Face config.json / generation_config.json of Llama-family models: parsing, validation.
 #include "engine/model/model_config.h"
+#include "common/files.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -82,15 +83,6 @@ Result<json> parse_object(const std::string& text, const std::string& source) {
   if (j.is_discarded()) return Status::InvalidArgument(source + ": not valid JSON");
   if (!j.is_object()) return Status::InvalidArgument(source + ": not a JSON object");
   return j;
-}
-
-Result<std::string> read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound(path.string() + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Status::IOError(path.string() + ": read failed");
-  return ss.str();
 }
 
 // Reads the rope type and its parameters from a rope_scaling or rope_parameters object.
@@ -297,7 +289,7 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
 
 Result<ModelConfig> load_model_config(const std::filesystem::path& dir) {
   const auto config_path = dir / "config.json";
-  QUILT_ASSIGN_OR_RETURN(std::string text, read_file(config_path));
+  QUILT_ASSIGN_OR_RETURN(std::string text, quilt::read_file(config_path));
   QUILT_ASSIGN_OR_RETURN(ModelConfig cfg, parse_model_config(text, config_path.string()));
 
   // generation_config.json is what generate() uses for bos/eos, and often lists more eos ids
@@ -305,7 +297,7 @@ Result<ModelConfig> load_model_config(const std::filesystem::path& dir) {
   const auto gen_path = dir / "generation_config.json";
   std::error_code ec;
   if (std::filesystem::exists(gen_path, ec)) {
-    QUILT_ASSIGN_OR_RETURN(std::string gen_text, read_file(gen_path));
+    QUILT_ASSIGN_OR_RETURN(std::string gen_text, quilt::read_file(gen_path));
     const std::string source = gen_path.string();
     QUILT_ASSIGN_OR_RETURN(json gen, parse_object(gen_text, source));
     QUILT_RETURN_IF_ERROR(parse_special_tokens(Fields(gen, source), &cfg));

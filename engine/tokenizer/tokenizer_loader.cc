@@ -2,6 +2,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/files.h"
 #include "engine/tokenizer/added_tokens.h"
 #include "engine/tokenizer/bpe.h"
 #include "engine/tokenizer/byte_level.h"
@@ -13,20 +14,8 @@ namespace {
 
 using nlohmann::json;
 
-Result<std::string> read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (!std::filesystem::exists(path)) return Status::NotFound(path.string() + ": no such file");
-    return Status::IOError(path.string() + ": cannot open");
-  }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return Status::IOError(path.string() + ": read failed");
-  return buffer.str();
-}
-
 Result<json> read_json(const std::filesystem::path& path) {
-  QUILT_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  QUILT_ASSIGN_OR_RETURN(std::string text, quilt::read_file(path));
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::InvalidArgument(path.string() + ": not valid JSON");
   if (!j.is_object()) return Status::InvalidArgument(path.string() + ": expected a JSON object");
@@ -243,7 +232,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path& 
   std::string template_where = cj + " chat_template";
   const std::filesystem::path jinja_path = model_dir / "chat_template.jinja";
   if (std::filesystem::exists(jinja_path)) {
-    QUILT_ASSIGN_OR_RETURN(source, read_file(jinja_path));
+    QUILT_ASSIGN_OR_RETURN(source, quilt::read_file(jinja_path));
     template_where = jinja_path.string();
   }
   if (source) {

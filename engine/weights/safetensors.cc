@@ -1,5 +1,6 @@
 // Safetensors parsing over read-only memory maps (or an owned copy for in-memory images).
 #include "engine/weights/safetensors.h"
+#include "common/files.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -70,15 +71,6 @@ float half_to_float(uint16_t h) {
     bits = sign | ((exp + (127 - 15)) << 23) | (mant << 13);
   }
   return std::bit_cast<float>(bits);
-}
-
-Result<std::string> read_text_file(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return Status::NotFound(file.string() + ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Status::IOError(file.string() + ": read failed");
-  return ss.str();
 }
 
 }  // namespace
@@ -184,7 +176,7 @@ Result<std::unique_ptr<TensorStore>> TensorStore::open_dir(const std::filesystem
     return store;
   }
 
-  QUILT_ASSIGN_OR_RETURN(std::string text, read_text_file(index_path));
+  QUILT_ASSIGN_OR_RETURN(std::string text, quilt::read_file(index_path));
   const std::string where = index_path.string();
   json index = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (index.is_discarded() || !index.is_object()) {

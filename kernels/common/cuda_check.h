@@ -45,10 +45,10 @@ inline Status cuda_status(cudaError_t err, const char* expr, const char* file, i
 #define QUILT_CUDA_CHECK(expr) ::quilt::kernels::cuda_check((expr), #expr, __FILE__, __LINE__)
 
 // Returns the error from the enclosing function (which returns cudaError_t) when the call fails.
-#define QUILT_CUDA_RETURN_IF_ERROR(expr)                          \
-  do {                                                            \
-    const cudaError_t quilt_cuda_err_ = QUILT_CUDA_CHECK(expr);   \
-    if (quilt_cuda_err_ != cudaSuccess) return quilt_cuda_err_;   \
+#define QUILT_CUDA_RETURN_IF_ERROR(expr)                        \
+  do {                                                          \
+    const cudaError_t quilt_cuda_err_ = QUILT_CUDA_CHECK(expr); \
+    if (quilt_cuda_err_ != cudaSuccess) return quilt_cuda_err_; \
   } while (0)
 
 // A CUDA call's outcome as a quilt::Status naming file and line.
@@ -107,7 +107,9 @@ class DeviceBuffer {
     if (n > size_) return cudaErrorInvalidValue;
     return QUILT_CUDA_CHECK(cudaMemcpy(dst, ptr_, n * sizeof(T), cudaMemcpyDeviceToHost));
   }
-  cudaError_t copy_from_host(const std::vector<T>& src) { return copy_from_host(src.data(), src.size()); }
+  cudaError_t copy_from_host(const std::vector<T>& src) {
+    return copy_from_host(src.data(), src.size());
+  }
   cudaError_t copy_to_host(std::vector<T>& dst) const {
     dst.resize(size_);
     return copy_to_host(dst.data(), size_);

@@ -43,9 +43,12 @@ inline bool batch_ok(const LoraBatch& b) {
 
 inline bool use_token_tile(const LoraBatch& b, TokenTiling tiling) {
   switch (tiling) {
-    case TokenTiling::kPerToken: return false;
-    case TokenTiling::kTokenTile: return true;
-    case TokenTiling::kAuto: break;
+    case TokenTiling::kPerToken:
+      return false;
+    case TokenTiling::kTokenTile:
+      return true;
+    case TokenTiling::kAuto:
+      break;
   }
   return b.num_segments > 0 &&
          b.num_tokens >= static_cast<int64_t>(kAutoTileMinSegmentLen) * b.num_segments;
@@ -72,7 +75,10 @@ __device__ __forceinline__ TokenRun find_run(const LoraBatch& b, int32_t t, int3
     int32_t lo = 0, hi = b.num_segments + 1;
     while (lo < hi) {
       const int32_t mid = (lo + hi) >> 1;
-      if (__ldg(starts + mid) <= t) lo = mid + 1; else hi = mid;
+      if (__ldg(starts + mid) <= t)
+        lo = mid + 1;
+      else
+        hi = mid;
     }
     const int32_t s = lo - 1;
     if (s < 0) return {min(__ldg(starts), t_end), -1};
@@ -92,24 +98,41 @@ __device__ __forceinline__ LoraModuleRef load_module(const PagedLoraWeights<T>& 
   return w.modules[i];
 }
 
-template <typename T> struct Vec2;
-template <> struct Vec2<__nv_bfloat16> { using type = __nv_bfloat162; };
-template <> struct Vec2<__half> { using type = __half2; };
+template <typename T>
+struct Vec2;
+template <>
+struct Vec2<__nv_bfloat16> {
+  using type = __nv_bfloat162;
+};
+template <>
+struct Vec2<__half> {
+  using type = __half2;
+};
 
 __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
 __device__ __forceinline__ float2 to_float2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
 __device__ __forceinline__ float2 to_float2(__half2 v) { return __half22float2(v); }
 
-template <typename T> __device__ __forceinline__ T from_float(float v);
-template <> __device__ __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
-template <> __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float(float v) {
+  return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ __half from_float(float v) {
+  return __float2half_rn(v);
+}
 
-template <typename T> __device__ __forceinline__ typename Vec2<T>::type pack2(float a, float b);
-template <> __device__ __forceinline__ __nv_bfloat162 pack2<__nv_bfloat16>(float a, float b) {
+template <typename T>
+__device__ __forceinline__ typename Vec2<T>::type pack2(float a, float b);
+template <>
+__device__ __forceinline__ __nv_bfloat162 pack2<__nv_bfloat16>(float a, float b) {
   return __floats2bfloat162_rn(a, b);
 }
-template <> __device__ __forceinline__ __half2 pack2<__half>(float a, float b) {
+template <>
+__device__ __forceinline__ __half2 pack2<__half>(float a, float b) {
   return __floats2half2_rn(a, b);
 }
 

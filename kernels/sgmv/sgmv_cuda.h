@@ -21,8 +21,8 @@
 namespace quilt::kernels::sgmv {
 
 // How a launch spreads tokens over blocks. The weights a block loads are reused by every token of
-// its tile that shares the slot, so a token tile pays off where segments are long (prefill) and only
-// costs parallelism where neighbouring tokens have different adapters (decode).
+// its tile that shares the slot, so a token tile pays off where segments are long (prefill) and
+// only costs parallelism where neighbouring tokens have different adapters (decode).
 enum class TokenTiling : int32_t {
   kAuto = 0,   // kTokenTile for SGMV batches averaging ≥ kAutoTileMinSegmentLen tokens a segment
   kPerToken,   // one token per block
@@ -42,8 +42,8 @@ struct ShrinkParams {
   int32_t layer;                // < weights.num_layers
   int32_t num_projs;            // 1..kMaxFusedProjs projections that read the same x
   int32_t projs[kMaxFusedProjs];
-  float* v[kMaxFusedProjs];     // each [num_tokens, batch.max_rank], float32; only (t, j < rank)
-                                // of tokens with an adapter is written, everything else untouched
+  float* v[kMaxFusedProjs];  // each [num_tokens, batch.max_rank], float32; only (t, j < rank)
+                             // of tokens with an adapter is written, everything else untouched
   TokenTiling tiling = TokenTiling::kAuto;
 };
 
@@ -52,19 +52,20 @@ template <typename T>
 struct ExpandParams {
   PagedLoraWeights<T> weights;  // as in ShrinkParams
   LoraBatch batch;              // as in ShrinkParams
-  const float* v;               // [num_tokens, batch.max_rank], float32; columns ≥ rank never read
-  T* y;                         // [num_tokens, out_dim], T, accumulated into; rows of tokens without
-                                // an adapter (slot -1 or rank 0) untouched
-  int64_t out_dim;              // ≥ 1; vector loads when out_dim, page_elems are multiples of 8
-  int32_t layer;                // < weights.num_layers
-  int32_t proj;                 // < weights.num_projs
+  const float* v;   // [num_tokens, batch.max_rank], float32; columns ≥ rank never read
+  T* y;             // [num_tokens, out_dim], T, accumulated into; rows of tokens without
+                    // an adapter (slot -1 or rank 0) untouched
+  int64_t out_dim;  // ≥ 1; vector loads when out_dim, page_elems are multiples of 8
+  int32_t layer;    // < weights.num_layers
+  int32_t proj;     // < weights.num_projs
   TokenTiling tiling = TokenTiling::kAuto;
 };
 
 // A module whose rank exceeds batch.max_rank is clamped to max_rank on the device (v has only
 // max_rank columns); the engine must size max_rank from the batch's slots.
-// Returns cudaErrorInvalidValue for inconsistent host-side arguments (nothing launched), cudaSuccess
-// without a launch when there is nothing to do (no tokens or max_rank 0), else the launch's error.
+// Returns cudaErrorInvalidValue for inconsistent host-side arguments (nothing launched),
+// cudaSuccess without a launch when there is nothing to do (no tokens or max_rank 0), else the
+// launch's error.
 template <typename T>
 cudaError_t shrink_cuda(const ShrinkParams<T>& p, cudaStream_t stream);
 template <typename T>

@@ -19,7 +19,8 @@ using detail::kVecElems;
 constexpr int kChunk = 64;
 
 template <typename T, int kVec, int kTokens, int kThreads>
-__global__ void __launch_bounds__(kThreads) expand_kernel(const __grid_constant__ ExpandParams<T> p) {
+__global__ void __launch_bounds__(kThreads)
+    expand_kernel(const __grid_constant__ ExpandParams<T> p) {
   // scale · v, transposed ([rank entry][token]) so a thread reads all tokens of one entry at once.
   __shared__ __align__(16) float vs[kChunk][kTokens];
 
@@ -99,7 +100,8 @@ __global__ void __launch_bounds__(kThreads) expand_kernel(const __grid_constant_
     if (!active) continue;
 #pragma unroll
     for (int tt = 0; tt < kTokens; ++tt) {
-      if (tt < n) detail::add_store<kVec>(p.y + static_cast<int64_t>(t0 + tt) * out_dim + col, acc[tt]);
+      if (tt < n)
+        detail::add_store<kVec>(p.y + static_cast<int64_t>(t0 + tt) * out_dim + col, acc[tt]);
     }
   }
 }

@@ -104,7 +104,7 @@ __device__ __forceinline__ void shrink_warp(const ShrinkParams<T>& p, const Lora
 }
 
 template <typename T, int kVec, int kTokens, int kRows, int kWarps>
-__global__ void __launch_bounds__(kWarps * kWarpSize)
+__global__ void __launch_bounds__(kWarps* kWarpSize)
     shrink_kernel(const __grid_constant__ ShrinkParams<T> p) {
   const int32_t t_begin = static_cast<int32_t>(blockIdx.x) * kTokens;
   const int32_t t_end = min(t_begin + kTokens, p.batch.num_tokens);

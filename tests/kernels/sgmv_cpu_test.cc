@@ -16,13 +16,17 @@ using namespace test_util;  // NOLINT: the test helpers
 
 // Mixed ranks per slot and per projection; slot 1 has a rank-0 projection, slot 4 goes past 128.
 ProblemSpec spec(int64_t in_dim, int64_t out_dim, int64_t page_elems, uint64_t seed) {
-  return {in_dim, out_dim, page_elems, {{16, 8, 0}, {4, 0, 64}, {1, 4, 1}, {128, 16, 8}, {256, 1, 0}},
+  return {in_dim,
+          out_dim,
+          page_elems,
+          {{16, 8, 0}, {4, 0, 64}, {1, 4, 1}, {128, 16, 8}, {256, 1, 0}},
           seed};
 }
 
 // Segments that exercise empty ones, slot -1, repeated slots and runs longer than any tile.
 Layout sgmv_layout() {
-  return segment_layout({{1, 5}, {-1, 3}, {0, 9}, {2, 0}, {3, 1}, {4, 12}, {1, 2}, {-1, 1}, {2, 4}});
+  return segment_layout(
+      {{1, 5}, {-1, 3}, {0, 9}, {2, 0}, {3, 1}, {4, 12}, {1, 2}, {-1, 1}, {2, 4}});
 }
 
 struct ShrinkOut {
@@ -31,7 +35,8 @@ struct ShrinkOut {
 
 constexpr int32_t kProjs[kNumProjs] = {2, 0, 1};  // a permuted order, to catch index mix-ups
 
-ShrinkOut run_shrink(const Problem& p, const Layout& l, bool segments, const std::vector<float>& x) {
+ShrinkOut run_shrink(const Problem& p, const Layout& l, bool segments,
+                     const std::vector<float>& x) {
   ShrinkOut out;
   ShrinkArgs args{x.data(), p.spec.in_dim, kLayer, kNumProjs, {}, {}};
   for (int i = 0; i < kNumProjs; ++i) {
@@ -52,8 +57,8 @@ std::vector<float> run_expand(const Problem& p, const Layout& l, bool segments, 
 
 // y0: small random values where the token's module will add, the sentinel where nothing may.
 std::vector<float> make_y0(const Problem& p, const Layout& l, int32_t proj, uint64_t seed) {
-  std::vector<float> y = random_values(static_cast<size_t>(l.num_tokens) * p.spec.out_dim, 0.05f,
-                                       seed, no_rounding);
+  std::vector<float> y =
+      random_values(static_cast<size_t>(l.num_tokens) * p.spec.out_dim, 0.05f, seed, no_rounding);
   for (int32_t t = 0; t < l.num_tokens; ++t) {
     if (token_rank(p, l, t, proj) > 0) continue;
     std::fill_n(y.begin() + static_cast<int64_t>(t) * p.spec.out_dim, p.spec.out_dim, sentinel());
@@ -71,8 +76,8 @@ TEST_P(SgmvCpu, ShrinkMatchesDense) {
   const auto [in_dim, out_dim, pe] = GetParam();
   const Problem p = make_problem(spec(in_dim, out_dim, pe, 11));
   const Layout l = sgmv_layout();
-  const std::vector<float> x = random_values(static_cast<size_t>(l.num_tokens) * in_dim, 1.f, 12,
-                                             no_rounding);
+  const std::vector<float> x =
+      random_values(static_cast<size_t>(l.num_tokens) * in_dim, 1.f, 12, no_rounding);
   const ShrinkOut got = run_shrink(p, l, /*segments=*/true, x);
   for (int i = 0; i < kNumProjs; ++i) {
     const int32_t proj = kProjs[i];
@@ -120,8 +125,8 @@ TEST_P(SgmvCpu, ExpandMatchesDense) {
         const std::vector<float>& bt = p.bt[l.token_slots[t] * kNumProjs + proj];
         double ref = y0[i], mag = std::fabs(y0[i]);
         for (int32_t j = 0; j < rank; ++j) {
-          const double term = double{m.scale} * v[static_cast<size_t>(t) * p.max_rank + j] *
-                              bt[j * out_dim + n];
+          const double term =
+              double{m.scale} * v[static_cast<size_t>(t) * p.max_rank + j] * bt[j * out_dim + n];
           ref += term;
           mag += std::fabs(term);
         }
@@ -137,8 +142,8 @@ TEST_P(SgmvCpu, SegmentsAndPerTokenSlotsAgree) {
   const auto [in_dim, out_dim, pe] = GetParam();
   const Problem p = make_problem(spec(in_dim, out_dim, pe, 31));
   const Layout l = sgmv_layout();
-  const std::vector<float> x = random_values(static_cast<size_t>(l.num_tokens) * in_dim, 1.f, 32,
-                                             no_rounding);
+  const std::vector<float> x =
+      random_values(static_cast<size_t>(l.num_tokens) * in_dim, 1.f, 32, no_rounding);
   const ShrinkOut seg = run_shrink(p, l, true, x);
   const ShrinkOut tok = run_shrink(p, l, false, x);
   for (int i = 0; i < kNumProjs; ++i) EXPECT_TRUE(same_bits(seg.v[i], tok.v[i])) << "proj " << i;
@@ -146,7 +151,8 @@ TEST_P(SgmvCpu, SegmentsAndPerTokenSlotsAgree) {
   for (int32_t proj = 0; proj < kNumProjs; ++proj) {
     const std::vector<float> v = make_expand_v(p, l, proj, 33 + proj);
     const std::vector<float> y0 = make_y0(p, l, proj, 43 + proj);
-    EXPECT_TRUE(same_bits(run_expand(p, l, true, proj, v, y0), run_expand(p, l, false, proj, v, y0)))
+    EXPECT_TRUE(
+        same_bits(run_expand(p, l, true, proj, v, y0), run_expand(p, l, false, proj, v, y0)))
         << "proj " << proj;
   }
 }

@@ -4,11 +4,12 @@
 // writes must change, every other must keep the exact bits), y rows of tokens without adapter with
 // a NaN bit pattern that any arithmetic would change. Expand inputs carry the sentinel past each
 // token's rank, and unused pool memory is NaN, so an over-read turns into NaN in y.
-#include <gtest/gtest.h>
+#include "kernels/sgmv/sgmv_cuda.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
@@ -18,7 +19,6 @@
 
 #include "kernels/common/cuda_check.h"
 #include "kernels/sgmv/sgmv.h"
-#include "kernels/sgmv/sgmv_cuda.h"
 #include "tests/kernels/sgmv_test_util.h"
 
 namespace quilt::kernels::sgmv {
@@ -38,20 +38,23 @@ bool cuda_device_present(std::string* why) {
   return n > 0;
 }
 
-#define QUILT_SKIP_WITHOUT_CUDA_DEVICE()                                      \
-  do {                                                                        \
-    std::string why_;                                                         \
+#define QUILT_SKIP_WITHOUT_CUDA_DEVICE()                                         \
+  do {                                                                           \
+    std::string why_;                                                            \
     if (!cuda_device_present(&why_)) GTEST_SKIP() << "no CUDA device: " << why_; \
   } while (0)
 
-template <typename T> struct Elem;
-template <> struct Elem<__nv_bfloat16> {
+template <typename T>
+struct Elem;
+template <>
+struct Elem<__nv_bfloat16> {
   static float round(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
   static __nv_bfloat16 from(float v) { return __float2bfloat16_rn(v); }
   static float to(__nv_bfloat16 v) { return __bfloat162float(v); }
   static constexpr double kRelRound = 1.0 / 256;  // twice bf16's rounding error bound
 };
-template <> struct Elem<__half> {
+template <>
+struct Elem<__half> {
   static float round(float v) { return __half2float(__float2half_rn(v)); }
   static __half from(float v) { return __float2half_rn(v); }
   static float to(__half v) { return __half2float(v); }
@@ -101,8 +104,11 @@ struct DeviceWeights {
 
 struct DeviceLayout {
   explicit DeviceLayout(const Layout& l)
-      : num_tokens(l.num_tokens), slots(l.token_slots), starts(l.segment_starts),
-        seg_slots(l.segment_slots), num_segments(static_cast<int32_t>(l.segment_slots.size())) {}
+      : num_tokens(l.num_tokens),
+        slots(l.token_slots),
+        starts(l.segment_starts),
+        seg_slots(l.segment_slots),
+        num_segments(static_cast<int32_t>(l.segment_slots.size())) {}
   bool ok() const { return slots.ok() && starts.ok() && seg_slots.ok(); }
   LoraBatch batch(int32_t max_rank, bool segments) const {
     if (segments) {
@@ -119,8 +125,8 @@ constexpr int32_t kProjs[kNumProjs] = {2, 0, 1};  // permuted, to catch index mi
 
 // CPU references of one layout: values and Σ|terms| (the scale of the rounding error allowed).
 struct Reference {
-  std::vector<float> v[kNumProjs], v_mag[kNumProjs];        // shrink
-  std::vector<float> v_in[kNumProjs];                       // expand inputs (per proj)
+  std::vector<float> v[kNumProjs], v_mag[kNumProjs];  // shrink
+  std::vector<float> v_in[kNumProjs];                 // expand inputs (per proj)
   std::vector<float> y0[kNumProjs], y[kNumProjs], y_mag[kNumProjs];
 };
 
@@ -181,9 +187,8 @@ void expect_v_matches(const std::vector<float>& got, const std::vector<float>& r
     r2 += double{ref[i]} * ref[i];
   }
   EXPECT_EQ(touched_untouchable, 0u) << "v elements that must stay untouched were written";
-  EXPECT_EQ(wrong, 0u) << "first at " << first_wrong << ": got "
-                       << (wrong ? got[first_wrong] : 0.f) << " want "
-                       << (wrong ? ref[first_wrong] : 0.f);
+  EXPECT_EQ(wrong, 0u) << "first at " << first_wrong << ": got " << (wrong ? got[first_wrong] : 0.f)
+                       << " want " << (wrong ? ref[first_wrong] : 0.f);
   ASSERT_GT(r2, 0.0);
   EXPECT_LT(std::sqrt(d2 / r2), 1e-2);
 }
@@ -205,7 +210,8 @@ void expect_y_matches(const Problem& p, const Layout& l, int32_t proj, const std
       }
       const double g = Elem<T>::to(got[i]), want = r.y[proj][i];
       const double d = g - want;
-      if (!(std::fabs(d) <= Elem<T>::kRelRound * std::fabs(want) + 1e-4 * r.y_mag[proj][i] + 1e-6)) {
+      if (!(std::fabs(d) <=
+            Elem<T>::kRelRound * std::fabs(want) + 1e-4 * r.y_mag[proj][i] + 1e-6)) {
         if (wrong++ == 0) first_wrong = i;
       }
       d2 += d * d;
@@ -237,15 +243,16 @@ struct WidthCase {
 };
 // Rows span pages everywhere but the last case; 176 and 100 are not multiples of 64 (100 and page
 // sizes 40 and 4100 not of 8: the scalar path); 4096 / 11008 are Llama-7B's hidden and MLP widths.
-constexpr WidthCase kWidths[] = {{32, 64, 16},       {64, 32, 64},         {176, 100, 48},
-                                 {100, 176, 40},     {4096, 11008, 1024}, {11008, 4096, 4096},
+constexpr WidthCase kWidths[] = {{32, 64, 16},      {64, 32, 64},        {176, 100, 48},
+                                 {100, 176, 40},    {4096, 11008, 1024}, {11008, 4096, 4096},
                                  {4096, 4096, 4100}};
 
 // Ranks 1..256 per (slot, proj), rank 0 included.
 ProblemSpec spec_for(const WidthCase& w, uint64_t seed, RoundFn round) {
-  return {w.in_dim, w.out_dim, w.page_elems,
-          {{16, 8, 0}, {128, 64, 128}, {1, 4, 1}, {64, 0, 16}, {8, 16, 4}, {256, 1, 0}},
-          seed, round};
+  return {
+      w.in_dim,     w.out_dim,
+      w.page_elems, {{16, 8, 0}, {128, 64, 128}, {1, 4, 1}, {64, 0, 16}, {8, 16, 4}, {256, 1, 0}},
+      seed,         round};
 }
 
 struct NamedLayout {
@@ -276,7 +283,8 @@ struct ElemNames {
 };
 TYPED_TEST_SUITE(SgmvCuda, ElemTypes, ElemNames);
 
-// Runs shrink (q, k, v fused) and expand (each proj) for every layout and tiling, fresh poison each.
+// Runs shrink (q, k, v fused) and expand (each proj) for every layout and tiling, fresh poison
+// each.
 template <typename T>
 void check_case(const WidthCase& w, uint64_t seed) {
   const Problem p = make_problem(spec_for(w, seed, Elem<T>::round));
@@ -285,15 +293,16 @@ void check_case(const WidthCase& w, uint64_t seed) {
   for (const NamedLayout& nl : layouts(p.num_slots, seed + 1)) {
     SCOPED_TRACE(nl.name);
     const Layout& l = nl.layout;
-    const std::vector<float> x = random_values(static_cast<size_t>(l.num_tokens) * w.in_dim, 1.f,
-                                               seed + 2, Elem<T>::round);
+    const std::vector<float> x =
+        random_values(static_cast<size_t>(l.num_tokens) * w.in_dim, 1.f, seed + 2, Elem<T>::round);
     const Reference r = make_reference<T>(p, l, x, seed + 3);
     DeviceLayout dl(l);
     DeviceBuffer<T> dx(to_elems<T>(x));
     ASSERT_TRUE(dl.ok() && dx.ok());
     const LoraBatch batch = dl.batch(p.max_rank, nl.segments);
 
-    for (TokenTiling tiling : {TokenTiling::kPerToken, TokenTiling::kTokenTile, TokenTiling::kAuto}) {
+    for (TokenTiling tiling :
+         {TokenTiling::kPerToken, TokenTiling::kTokenTile, TokenTiling::kAuto}) {
       SCOPED_TRACE("tiling " + std::to_string(static_cast<int>(tiling)));
       ShrinkParams<T> sp{dw.get(), batch, dx.get(), w.in_dim, kLayer, kNumProjs, {}, {}, tiling};
       std::vector<DeviceBuffer<float>> dv;
@@ -318,8 +327,8 @@ void check_case(const WidthCase& w, uint64_t seed) {
         DeviceBuffer<float> dvin(r.v_in[proj]);
         DeviceBuffer<T> dy(poisoned_y0<T>(p, l, proj, r));
         ASSERT_TRUE(dvin.ok() && dy.ok());
-        const ExpandParams<T> ep{dw.get(), batch, dvin.get(), dy.get(), w.out_dim, kLayer, proj,
-                                 tiling};
+        const ExpandParams<T> ep{dw.get(),  batch,  dvin.get(), dy.get(),
+                                 w.out_dim, kLayer, proj,       tiling};
         ASSERT_EQ(expand_cuda(ep, nullptr), cudaSuccess);
         ASSERT_EQ(QUILT_CUDA_CHECK(cudaDeviceSynchronize()), cudaSuccess);
         std::vector<T> got;
@@ -351,8 +360,8 @@ TYPED_TEST(SgmvCuda, LaunchesAreGraphCapturable) {
   const Problem p = make_problem(spec_for(w, 77, Elem<T>::round));
   const NamedLayout nl = layouts(p.num_slots, 78)[0];
   const Layout& l = nl.layout;
-  const std::vector<float> x = random_values(static_cast<size_t>(l.num_tokens) * w.in_dim, 1.f, 79,
-                                             Elem<T>::round);
+  const std::vector<float> x =
+      random_values(static_cast<size_t>(l.num_tokens) * w.in_dim, 1.f, 79, Elem<T>::round);
   const Reference r = make_reference<T>(p, l, x, 80);
   DeviceWeights<T> dw(p);
   DeviceLayout dl(l);
@@ -363,8 +372,14 @@ TYPED_TEST(SgmvCuda, LaunchesAreGraphCapturable) {
   ASSERT_TRUE(dw.ok() && dl.ok() && dx.ok() && dv0.ok() && dv1.ok() && dv2.ok() && dvin.ok() &&
               dy.ok());
   const LoraBatch batch = dl.batch(p.max_rank, nl.segments);
-  const ShrinkParams<T> sp{dw.get(), batch, dx.get(), w.in_dim, kLayer, kNumProjs,
-                           {kProjs[0], kProjs[1], kProjs[2]}, {dv0.get(), dv1.get(), dv2.get()}};
+  const ShrinkParams<T> sp{dw.get(),
+                           batch,
+                           dx.get(),
+                           w.in_dim,
+                           kLayer,
+                           kNumProjs,
+                           {kProjs[0], kProjs[1], kProjs[2]},
+                           {dv0.get(), dv1.get(), dv2.get()}};
   const ExpandParams<T> ep{dw.get(), batch, dvin.get(), dy.get(), w.out_dim, kLayer, 0};
 
   cudaStream_t stream;

@@ -43,14 +43,15 @@ struct Problem {
   ProblemSpec spec;
   int32_t num_slots = 0;
   int32_t max_rank = 0;
-  std::vector<float> pool;              // [num_pages, page_elems]; NaN wherever no row lives
+  std::vector<float> pool;  // [num_pages, page_elems]; NaN wherever no row lives
   std::vector<int32_t> page_indices;
-  std::vector<LoraModuleRef> modules;   // [num_slots, kNumLayers, kNumProjs]
-  std::vector<std::vector<float>> a;    // [slot * kNumProjs + proj]: dense [rank, in_dim] at kLayer
-  std::vector<std::vector<float>> bt;   // same, dense [rank, out_dim]
+  std::vector<LoraModuleRef> modules;  // [num_slots, kNumLayers, kNumProjs]
+  std::vector<std::vector<float>> a;   // [slot * kNumProjs + proj]: dense [rank, in_dim] at kLayer
+  std::vector<std::vector<float>> bt;  // same, dense [rank, out_dim]
 
   PagedLoraWeights<float> weights() const {
-    return {pool.data(), spec.page_elems, page_indices.data(), modules.data(), kNumLayers, kNumProjs};
+    return {pool.data(),    spec.page_elems, page_indices.data(),
+            modules.data(), kNumLayers,      kNumProjs};
   }
   const LoraModuleRef& module(int32_t slot, int32_t proj) const {
     return modules[(static_cast<size_t>(slot) * kNumLayers + kLayer) * kNumProjs + proj];
@@ -138,8 +139,12 @@ struct Layout {
 
   LoraBatch batch(int32_t max_rank, bool segments) const {
     if (segments) {
-      return {num_tokens, token_slots.data(), static_cast<int32_t>(segment_slots.size()),
-              segment_starts.data(), segment_slots.data(), max_rank};
+      return {num_tokens,
+              token_slots.data(),
+              static_cast<int32_t>(segment_slots.size()),
+              segment_starts.data(),
+              segment_slots.data(),
+              max_rank};
     }
     return {num_tokens, token_slots.data(), 0, nullptr, nullptr, max_rank};
   }
@@ -196,11 +201,12 @@ inline int32_t token_rank(const Problem& p, const Layout& l, int32_t t, int32_t 
 // read past rank (or of a token without adapter) turns into NaN in y.
 inline std::vector<float> make_expand_v(const Problem& p, const Layout& l, int32_t proj,
                                         uint64_t seed) {
-  std::vector<float> v = random_values(static_cast<size_t>(l.num_tokens) * p.max_rank, 1.f, seed,
-                                       no_rounding);
+  std::vector<float> v =
+      random_values(static_cast<size_t>(l.num_tokens) * p.max_rank, 1.f, seed, no_rounding);
   for (int32_t t = 0; t < l.num_tokens; ++t) {
     const int32_t rank = token_rank(p, l, t, proj);
-    for (int32_t j = rank; j < p.max_rank; ++j) v[static_cast<size_t>(t) * p.max_rank + j] = sentinel();
+    for (int32_t j = rank; j < p.max_rank; ++j)
+      v[static_cast<size_t>(t) * p.max_rank + j] = sentinel();
   }
   return v;
 }
