@@ -37,6 +37,9 @@ class [[nodiscard]] Status {
   static Status Unauthenticated(std::string msg) { return {StatusCode::kUnauthenticated, std::move(msg)}; }
   static Status PermissionDenied(std::string msg) { return {StatusCode::kPermissionDenied, std::move(msg)}; }
   static Status NotFound(std::string msg) { return {StatusCode::kNotFound, std::move(msg)}; }
+  static Status MethodNotAllowed(std::string msg) { return {StatusCode::kMethodNotAllowed, std::move(msg)}; }
+  static Status PayloadTooLarge(std::string msg) { return {StatusCode::kPayloadTooLarge, std::move(msg)}; }
+  static Status UnsupportedMedia(std::string msg) { return {StatusCode::kUnsupportedMedia, std::move(msg)}; }
   static Status Unprocessable(std::string msg) { return {StatusCode::kUnprocessable, std::move(msg)}; }
   static Status ResourceExhausted(std::string msg) { return {StatusCode::kResourceExhausted, std::move(msg)}; }
   static Status Internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }

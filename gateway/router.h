@@ -1,0 +1,35 @@
+// Routes (method, path pattern) to handlers; knows nothing of sockets.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "gateway/http_types.h"
+
+namespace quilt::gateway {
+
+class Router {
+ public:
+  // `pattern` segments in braces capture a path parameter: "/v1/adapters/{adapter}/completions".
+  void add(const std::string& method, const std::string& pattern, Handler handler,
+           BodyMode body = BodyMode::kMemory);
+
+  struct Match {
+    const Handler* handler = nullptr;  // null: no route
+    BodyMode body = BodyMode::kMemory;
+    bool path_known = false;           // the path exists with another method: 405, else 404
+    std::map<std::string, std::string> params;
+  };
+  Match match(const std::string& method, const std::string& path) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;
+    Handler handler;
+    BodyMode body;
+  };
+  std::vector<Route> routes_;
+};
+
+}  // namespace quilt::gateway
