@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -77,14 +78,39 @@ class AdapterRegistry {
   std::vector<AdapterInfo> visible_to(const std::string& tenant_id) const;
 
  private:
-  struct Entry;
+  struct Entry;        // one adapter name: its metadata and the mutex that orders its writes
+  struct PendingLoad;  // one version being read from storage; concurrent resolvers wait on it
+  using CacheKey = std::pair<std::string, int64_t>;  // (name, version)
+  struct CacheSlot {
+    std::shared_ptr<const engine::LoraWeights> weights;
+    int64_t bytes = 0;
+    std::list<CacheKey>::iterator lru;
+  };
+
   AdapterRegistry(storage::Database& db, const engine::ModelConfig& model, int64_t cache_bytes);
+
+  // The helpers below need mu_ held.
+  // The entry of `name` when it has a committed version, else nullptr.
+  std::shared_ptr<Entry> find_committed_locked(const std::string& name) const;
+  AdapterInfo info_locked(const Entry& e) const;
+  // Ends a deploy's hold on `e`; forgets an entry that no deploy ever committed.
+  void release_pending_locked(const std::shared_ptr<Entry>& e);
+  std::shared_ptr<const engine::LoraWeights> cache_get_locked(const CacheKey& key);
+  void cache_put_locked(const CacheKey& key, std::shared_ptr<const engine::LoraWeights> weights);
+  void cache_drop_locked(const std::string& name);  // every version of `name`
 
   storage::Database& db_;            // constant after construction
   engine::ModelConfig model_;        // constant after construction
   int64_t cache_bytes_;              // constant after construction
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // guarded by mu_
+  std::map<CacheKey, CacheSlot> cache_;                    // guarded by mu_
+  std::list<CacheKey> lru_;                                // guarded by mu_; front: most recent
+  int64_t cache_used_ = 0;                                 // guarded by mu_; sum of slot bytes
+  // Loads in progress, by (entry incarnation, version): an incarnation is never reused, so a
+  // load begun before a remove is never joined by a resolve of a re-uploaded adapter.
+  std::map<std::pair<uint64_t, int64_t>, std::shared_ptr<PendingLoad>> loading_;  // guarded by mu_
+  uint64_t next_incarnation_ = 1;                                                 // guarded by mu_
 };
 
 }  // namespace quilt::adapters

@@ -137,6 +137,19 @@ void Engine::cancel(uint64_t request_id) {
   wake_.notify_one();
 }
 
+void Engine::evict_adapter(const std::string& name) {
+  {
+    std::lock_guard lock(mu_);
+    evictions_.push_back(name);
+  }
+  wake_.notify_one();
+}
+
+std::vector<std::string> Engine::resident_adapters() const {
+  std::lock_guard lock(mu_);
+  return resident_;
+}
+
 EngineStats Engine::stats() const {
   std::lock_guard lock(mu_);
   return stats_;

@@ -43,6 +43,7 @@ struct EngineStats {
   uint64_t preemptions = 0;        // sequences sent back to recompute for lack of KV blocks
   uint64_t adapter_loads = 0;      // adapters copied into the page pool
   uint64_t adapter_evictions = 0;  // idle adapters dropped to make room
+  double step_seconds_total = 0;   // wall time spent in model steps
 };
 
 class Engine {
@@ -62,6 +63,11 @@ class Engine {
   // gets a final kAborted event. Unknown ids are ignored.
   void cancel(uint64_t request_id);
   EngineStats stats() const;
+  // Drops the device copies of adapters named `name` or `name@<version>` (LoraWeights::name) at
+  // the next step boundary; copies in use by running requests stay until those finish.
+  void evict_adapter(const std::string& name);
+  // LoraWeights::name of every adapter in device memory, as of the last step boundary.
+  std::vector<std::string> resident_adapters() const;
 
   // Constant after construction.
   const ModelConfig& config() const { return config_; }
@@ -87,6 +93,8 @@ class Engine {
   std::condition_variable wake_;
   std::vector<Request> inbox_;          // guarded by mu_
   std::vector<uint64_t> cancels_;       // guarded by mu_
+  std::vector<std::string> evictions_;  // guarded by mu_
+  std::vector<std::string> resident_;   // guarded by mu_
   bool stopping_ = false;               // guarded by mu_
   EngineStats stats_;                   // guarded by mu_
   std::thread thread_;

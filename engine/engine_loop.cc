@@ -33,6 +33,7 @@ bool is_eos(const ModelConfig& cfg, int32_t token) {
 void Engine::run_step(StepPlan& plan) {
   Core& core = *core_;
   Scheduler& scheduler = *core.scheduler;
+  const auto started = std::chrono::steady_clock::now();
   StepLayout layout = build_step_layout(plan, options_.block_size, *core.adapters);
   Status st = core.backend->begin_step(layout);
   if (st.ok()) st = core.model->forward(layout, core.logits);
@@ -81,8 +82,10 @@ void Engine::run_step(StepPlan& plan) {
   }
   for (uint64_t id : finished) scheduler.remove(id);
 
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
   std::lock_guard lock(mu_);
   ++stats_.steps;
+  stats_.step_seconds_total += took.count();
   stats_.tokens_computed += layout.num_tokens();
   stats_.tokens_generated += generated;
   stats_.last_batch_tokens = layout.num_tokens();
@@ -98,6 +101,7 @@ void Engine::publish_stats() {
   stats_.adapters_resident = core.adapters->num_resident();
   stats_.adapter_loads = core.adapters->num_loads();
   stats_.adapter_evictions = core.adapters->num_evictions();
+  resident_ = core.adapters->resident_names();
 }
 
 void Engine::run() {
@@ -108,12 +112,22 @@ void Engine::run() {
   for (;;) {
     std::vector<Request> inbox;
     std::vector<uint64_t> cancels;
+    std::vector<std::string> evictions;
     {
       std::unique_lock lock(mu_);
-      wake_.wait(lock, [&] { return stopping_ || !inbox_.empty() || !cancels_.empty() || !scheduler.idle(); });
+      wake_.wait(lock, [&] {
+        return stopping_ || !inbox_.empty() || !cancels_.empty() || !evictions_.empty() ||
+               !scheduler.idle();
+      });
       if (stopping_) break;
       inbox.swap(inbox_);
       cancels.swap(cancels_);
+      evictions.swap(evictions_);
+    }
+    for (const std::string& name : evictions) {
+      core.adapters->evict_idle([&](const LoraWeights& w) {
+        return w.name == name || w.name.rfind(name + "@", 0) == 0;
+      });
     }
     for (Request& r : inbox) {
       auto seq = std::make_unique<Sequence>(std::move(r), tokenizer_.get());

@@ -18,8 +18,12 @@ class Router {
     const Handler* handler = nullptr;  // null: no route
     BodyMode body = BodyMode::kMemory;
     bool path_known = false;           // the path exists with another method: 405, else 404
-    std::map<std::string, std::string> params;
+    std::map<std::string, std::string> params;  // percent-decoded
+    std::vector<std::string> allowed_methods;   // when path_known: for the 405's Allow header
   };
+  // Segments compare after percent-decoding; empty segments (a trailing or doubled slash) are
+  // ignored. Routes are tried in the order added; the first that fits wins. Thread-safe once
+  // every route has been added (the server only reads).
   Match match(const std::string& method, const std::string& path) const;
 
  private:

@@ -3,7 +3,8 @@
 set -euo pipefail
 
 QUILT_APT_PACKAGES=(build-essential cmake pkg-config git libopenblas-dev nlohmann-json3-dev
-                    libpcre2-dev libgtest-dev googletest)
+                    libpcre2-dev libgtest-dev googletest libboost-dev librocksdb-dev libssl-dev
+                    curl)
 
 quilt_install_deps() {
   local missing=()

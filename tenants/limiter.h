@@ -23,7 +23,9 @@ class Limiter {
   };
 
   // Admits one request expected to use `tokens` tokens (prompt + max_tokens) or says why not.
-  // An admitted request holds a concurrency slot until release().
+  // An admitted request holds a concurrency slot until release(). A request whose `tokens`
+  // exceed the whole tokens-per-minute bucket is admitted only when that bucket is full, and
+  // leaves it in debt (later requests wait until it refills).
   Decision admit(const std::string& tenant_id, const Limits& limits, int64_t tokens,
                  Clock::time_point now = Clock::now());
   // Returns the concurrency slot and refunds the tokens reserved at admission but not used.
@@ -32,12 +34,21 @@ class Limiter {
   int64_t in_flight(const std::string& tenant_id) const;
 
  private:
+  // One token bucket. `level` may go below zero: an admitted request larger than the whole
+  // bucket leaves a debt that refills like any other deficit.
+  struct Bucket {
+    bool initialised = false;  // a bucket starts full the first time its limit is seen
+    double capacity = 0;       // the per-minute limit last seen; 0 = unlimited
+    double level = 0;
+  };
   struct State {
     int64_t in_flight = 0;
-    double request_tokens = -1;  // -1: not initialised (starts full)
-    double token_tokens = -1;
-    Clock::time_point last;
+    Bucket requests;
+    Bucket tokens;
+    Clock::time_point last;  // when the buckets were last refilled
   };
+  // Brings both buckets to `now` under `limits` (a changed limit takes effect at once).
+  static void refill(State& s, const Limits& limits, Clock::time_point now);
   mutable std::mutex mu_;
   std::map<std::string, State> state_;  // guarded by mu_
 };

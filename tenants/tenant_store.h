@@ -64,6 +64,9 @@ class TenantStore {
  private:
   explicit TenantStore(storage::Database& db) : db_(db) {}
   storage::Database& db_;  // constant after construction
+  // Serialises changes from building the batch to updating memory, so memory always matches the
+  // last write; held across the synced write, which mu_ never is, so reads never wait on a disk.
+  std::mutex write_mu_;
   mutable std::mutex mu_;
   std::map<std::string, Tenant> tenants_;                    // guarded by mu_, by id
   struct KeyRecord { std::string key_id, tenant_id; };

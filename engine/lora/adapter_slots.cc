@@ -61,6 +61,23 @@ Result<int32_t> AdapterSlots::acquire(const std::shared_ptr<const LoraWeights>& 
   return slot;
 }
 
+int32_t AdapterSlots::evict_idle(const std::function<bool(const LoraWeights&)>& match) {
+  std::vector<int32_t> victims;
+  for (int32_t slot : idle_lru_) {
+    if (match(*slots_[slot].weights)) victims.push_back(slot);
+  }
+  for (int32_t slot : victims) evict(slot);
+  return static_cast<int32_t>(victims.size());
+}
+
+std::vector<std::string> AdapterSlots::resident_names() const {
+  std::vector<std::string> names;
+  for (const Slot& s : slots_) {
+    if (s.weights) names.push_back(s.weights->name);
+  }
+  return names;
+}
+
 void AdapterSlots::release(int32_t slot) {
   Slot& s = slots_[slot];
   if (--s.users == 0) s.lru_pos = idle_lru_.insert(idle_lru_.end(), slot);

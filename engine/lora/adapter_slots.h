@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <list>
 #include <memory>
 #include <unordered_map>
@@ -25,6 +27,10 @@ class AdapterSlots {
   // Each acquire is paired with a release. ResourceExhausted when it cannot fit now.
   Result<int32_t> acquire(const std::shared_ptr<const LoraWeights>& weights);
   void release(int32_t slot);
+
+  // Evicts the idle adapters `match` accepts (those in use stay); returns how many went.
+  int32_t evict_idle(const std::function<bool(const LoraWeights&)>& match);
+  std::vector<std::string> resident_names() const;
 
   int32_t rank_of(int32_t slot) const { return slots_[slot].max_rank; }
   bool is_resident(const LoraWeights* weights) const { return by_weights_.count(weights) > 0; }

@@ -1,0 +1,17 @@
+// The admin API of API.md (tenants, keys, adapters), /metrics, /healthz and /readyz.
+#pragma once
+
+#include <atomic>
+
+#include "gateway/platform.h"
+#include "gateway/router.h"
+
+namespace quilt::admin {
+
+// `p` must outlive the router's use. /readyz answers 200 while `ready` is true.
+void add_admin_routes(gateway::Router& router, gateway::Platform& p, const std::atomic<bool>& ready);
+
+// Registers the scrape-time engine gauges (queue depth, batch size, KV pages, residency).
+void add_engine_metrics(gateway::Platform& p);
+
+}  // namespace quilt::admin

@@ -1,0 +1,61 @@
+// The whole platform wired together: storage, tenants, registry, engine, routes, HTTP server.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/metrics.h"
+#include "gateway/http_server.h"
+#include "gateway/platform.h"
+#include "storage/database.h"
+
+namespace quilt::app {
+
+struct ServerConfig {
+  std::filesystem::path model;
+  std::filesystem::path data_dir = "quilt-data";
+  std::string device = "cpu";
+  std::optional<std::string> admin_key;  // from --admin-key-file or QUILT_ADMIN_KEY
+  gateway::ServerOptions http;
+  int64_t kv_cache_mb = 256;
+  int64_t host_cache_mb = 1024;
+};
+
+class Server {
+ public:
+  // Opens everything and starts listening. Errors name the part that failed.
+  static Result<std::unique_ptr<Server>> start(const ServerConfig& config);
+  ~Server();  // stop() if still running
+
+  uint16_t port() const { return http_->port(); }
+  // The admin key generated at first start (to print once); empty when one was configured/stored.
+  const std::string& generated_admin_key() const { return generated_admin_key_; }
+  gateway::Platform& platform() { return platform_; }
+  const std::string& model_id() const { return platform_.model_id; }
+
+  Status flush_usage() { return platform_.usage->flush(); }
+  // Stops taking requests (503), lets in-flight ones finish within `drain`, flushes storage.
+  Status stop(std::chrono::milliseconds drain);
+
+ private:
+  Server() = default;
+
+  std::unique_ptr<storage::Database> db_;
+  std::unique_ptr<tenants::TenantStore> tenants_;
+  std::unique_ptr<tenants::UsageLedger> usage_;
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<adapters::AdapterRegistry> registry_;
+  tenants::Limiter limiter_;
+  Metrics metrics_;
+  gateway::Platform platform_;
+  std::atomic<bool> ready_{false};
+  std::unique_ptr<gateway::Router> router_;
+  std::unique_ptr<gateway::HttpServer> http_;
+  std::string generated_admin_key_;
+  bool stopped_ = false;
+};
+
+}  // namespace quilt::app

@@ -1,0 +1,163 @@
+// Tenant routes: authenticate, parse, resolve the adapter, tokenize, admit, hand to CompletionCall.
+#include "gateway/openai_routes.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "gateway/auth.h"
+#include "gateway/completion_call.h"
+#include "gateway/http_server.h"
+
+namespace quilt::gateway {
+namespace {
+
+using nlohmann::json;
+
+// Forwards to the real writer and counts the status once.
+class MeteredWriter final : public ResponseWriter {
+ public:
+  MeteredWriter(std::shared_ptr<ResponseWriter> inner, Metrics& m, std::string route)
+      : inner_(std::move(inner)), metrics_(m), route_(std::move(route)) {}
+  void send(int status, const std::string& type, std::string body,
+            std::vector<std::pair<std::string, std::string>> headers) override {
+    count(status);
+    inner_->send(status, type, std::move(body), std::move(headers));
+  }
+  void start_stream(int status, const std::string& type,
+                    std::vector<std::pair<std::string, std::string>> headers) override {
+    count(status);
+    inner_->start_stream(status, type, std::move(headers));
+  }
+  bool write_chunk(std::string data) override { return inner_->write_chunk(std::move(data)); }
+  void end_stream() override { inner_->end_stream(); }
+  void on_disconnect(std::function<void()> cb) override { inner_->on_disconnect(std::move(cb)); }
+  bool connected() const override { return inner_->connected(); }
+
+ private:
+  void count(int status) {
+    metrics_.add("quilt_http_requests_total", {{"route", route_}, {"status", std::to_string(status)}});
+  }
+  std::shared_ptr<ResponseWriter> inner_;
+  Metrics& metrics_;
+  std::string route_;
+};
+
+bool require_json(const HttpRequest& req, ResponseWriter& w) {
+  const std::string type = req.header("content-type");
+  if (type.rfind("application/json", 0) == 0) return true;
+  send_error(w, Status::UnsupportedMedia("Content-Type must be application/json"));
+  return false;
+}
+
+void handle_models(Platform& p, HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+  auto tenant = authenticate_tenant(p, req, *w);
+  if (!tenant) return;
+  json data = json::array();
+  data.push_back({{"id", p.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "quilt"}});
+  for (const adapters::AdapterInfo& a : p.registry->visible_to(tenant->id)) {
+    // Another tenant's id would leak through owned_by: shared adapters say "shared".
+    data.push_back({{"id", a.name}, {"object", "model"}, {"created", a.versions.empty() ? 0 : a.versions.back().created},
+                    {"owned_by", a.owner == tenant->id ? tenant->id : std::string("shared")},
+                    {"parent", p.model_id}});
+  }
+  w->send(200, "application/json", json{{"object", "list"}, {"data", data}}.dump());
+}
+
+// Tokens of the prompt: the chat template rendered, a string encoded with BOS, or ids as given.
+Result<std::vector<int32_t>> prompt_tokens(Platform& p, const CompletionRequest& r, std::string* text) {
+  const engine::Tokenizer* tok = p.engine->tokenizer();
+  if (r.chat) {
+    if (!tok->chat_template()) return Status::InvalidArgument("messages: the model has no chat template");
+    QUILT_ASSIGN_OR_RETURN(std::string rendered, tok->apply_chat_template(r.messages, /*add_generation_prompt=*/true));
+    return tok->encode(rendered, /*add_special_tokens=*/false);
+  }
+  if (r.prompt_text) {
+    *text = *r.prompt_text;
+    return tok->encode(*r.prompt_text, /*add_special_tokens=*/true);
+  }
+  *text = tok->decode(r.prompt_ids);
+  return r.prompt_ids;
+}
+
+void handle_completion(Platform& p, bool chat, HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+  auto tenant = authenticate_tenant(p, req, *w);
+  if (!tenant) return;
+  if (!require_json(req, *w)) return;
+  if (p.draining) {
+    send_error(*w, 503, "the server is shutting down", "overloaded_error", "", {{"Retry-After", "5"}});
+    return;
+  }
+  std::string param;
+  Result<CompletionRequest> parsed = parse_completion_request(req.body, chat, &param);
+  if (!parsed.ok()) return send_error(*w, parsed.status(), param);
+  CompletionRequest r = std::move(parsed).value();
+
+  // The adapter: the route's {adapter}, else `model` unless it names the base model.
+  CompletionCall::Setup setup;
+  std::string ref = req.params.count("adapter") ? req.params.at("adapter") : r.model;
+  if (!req.params.count("adapter") && r.model.empty()) {
+    return send_error(*w, Status::InvalidArgument("model: is required"), "model");
+  }
+  if (ref == p.model_id) {
+    setup.model_name = p.model_id;
+  } else {
+    Result<adapters::ResolvedAdapter> resolved = p.registry->resolve(ref, tenant->id);
+    if (!resolved.ok()) return send_error(*w, resolved.status(), "model");
+    setup.adapter = std::move(resolved).value();
+    setup.model_name = ref;
+  }
+
+  Result<std::vector<int32_t>> ids = prompt_tokens(p, r, &setup.prompt_text);
+  if (!ids.ok()) return send_error(*w, ids.status(), chat ? "messages" : "prompt");
+  setup.prompt_ids = std::move(ids).value();
+  if (setup.prompt_ids.empty()) return send_error(*w, Status::InvalidArgument("prompt: must not be empty"), "prompt");
+  const int64_t context = p.engine->config().max_position_embeddings;
+  const int64_t room = context - static_cast<int64_t>(setup.prompt_ids.size());
+  if (room < 1) {
+    return send_error(*w, Status::InvalidArgument("prompt: " + std::to_string(setup.prompt_ids.size()) +
+                                                  " tokens leave no room in the model's context of " +
+                                                  std::to_string(context)), "prompt");
+  }
+  // Chat without max_tokens may use the rest of the context, as OpenAI's API does.
+  if (chat && !r.max_tokens_given) r.sampling.max_tokens = static_cast<int32_t>(room);
+
+  setup.reserved_tokens = (static_cast<int64_t>(setup.prompt_ids.size()) + r.sampling.max_tokens) * r.n;
+  tenants::Limiter::Decision d = p.limiter->admit(tenant->id, tenant->limits, setup.reserved_tokens);
+  if (!d.admitted) {
+    return send_error(*w, 429, "tenant over its limit: " + d.reason, "rate_limit_error", "",
+                      {{"Retry-After", std::to_string(d.retry_after_s)}});
+  }
+  setup.request = std::move(r);
+  setup.tenant = std::move(*tenant);
+  auto call = std::make_shared<CompletionCall>(p, std::move(w), std::move(setup));
+  call->start();
+}
+
+}  // namespace
+
+Handler metered(Platform& p, const std::string& route, Handler handler) {
+  return [&p, route, handler = std::move(handler)](HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+    handler(req, std::make_shared<MeteredWriter>(std::move(w), *p.metrics, route));
+  };
+}
+
+void add_openai_routes(Router& router, Platform& p) {
+  auto route = [&](const std::string& method, const std::string& path, Handler h) {
+    router.add(method, path, metered(p, path, std::move(h)));
+  };
+  route("GET", "/v1/models", [&p](HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+    handle_models(p, req, std::move(w));
+  });
+  for (bool chat : {false, true}) {
+    const std::string suffix = chat ? "/chat/completions" : "/completions";
+    Handler h = [&p, chat](HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+      handle_completion(p, chat, req, std::move(w));
+    };
+    route("POST", "/v1" + suffix, h);
+    route("POST", "/v1/adapters/{adapter}" + suffix, h);
+  }
+}
+
+}  // namespace quilt::gateway
