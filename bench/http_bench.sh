@@ -31,10 +31,11 @@ row() {  # name, wrk output
   rps=$(grep "Requests/sec" <<< "$2" | awk '{print $2}')
   p50=$(grep -E "^ +50%" <<< "$2" | awk '{print $2}')
   p99=$(grep -E "^ +99%" <<< "$2" | awk '{print $2}')
-  echo "| $1 | 64 | $rps | $p50 | $p99 |"
+  errors=$(grep "Non-2xx" <<< "$2" | awk '{print $NF}' || true)
+  echo "| $1 | 64 | $rps | $p50 | $p99 | ${errors:-0} |"
 }
-echo "| request | connections | requests/s | p50 | p99 |"
-echo "|---|---|---|---|---|"
+echo "| request | connections | requests/s | p50 | p99 | non-2xx |"
+echo "|---|---|---|---|---|---|"
 out=$(wrk -t2 -c64 -d"$duration" --latency -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/models")
 row "GET /v1/models" "$out"
 out=$(wrk -t2 -c64 -d"$duration" --latency -s "$data/post.lua" "http://127.0.0.1:$port/v1/completions")
