@@ -143,12 +143,10 @@ json adapter_json(Platform& p, const adapters::AdapterInfo& a) {
           {"resident", {{"device", on_device}, {"host", a.host_resident}, {"storage", true}}}};
 }
 
-void upload_adapter(Platform& p, HttpRequest& req, Writer w) {
-  const std::string name = req.params.at("name");
-  if (!adapters::AdapterRegistry::valid_name(name)) {
-    return send_error(*w, Status::InvalidArgument("name: must match [A-Za-z0-9._-]{1,64}"), "name");
-  }
-  auto form = gateway::parse_multipart(req.body_file, req.header("content-type"), {"weights"}, p.upload_dir);
+// Runs on the blocking pool: parsing and validating a large upload must not hold an I/O thread.
+void deploy_upload(Platform& p, const std::string& name, const std::filesystem::path& body_file,
+                   const std::string& content_type, Writer w) {
+  auto form = gateway::parse_multipart(body_file, content_type, {"weights"}, p.upload_dir);
   if (!form.ok()) return send_error(*w, form.status());
   auto& parts = form->parts;
   for (const char* required : {"config", "weights", "tenant"}) {
@@ -176,6 +174,18 @@ void upload_adapter(Platform& p, HttpRequest& req, Writer w) {
   if (!version.ok()) return send_error(*w, version.status());
   reply(*w, 201, {{"name", name}, {"version", version->version}, {"rank", version->rank},
                   {"target_modules", version->target_modules}, {"bytes", version->bytes}});
+}
+
+void upload_adapter(Platform& p, HttpRequest& req, Writer w) {
+  const std::string name = req.params.at("name");
+  if (!adapters::AdapterRegistry::valid_name(name)) {
+    return send_error(*w, Status::InvalidArgument("name: must match [A-Za-z0-9._-]{1,64}"), "name");
+  }
+  // The owner keeps the uploaded file until the deploy is done with it.
+  p.blocking->post([&p, name, file = req.body_file, owner = req.body_file_owner,
+                    type = req.header("content-type"), w = std::move(w)] {
+    deploy_upload(p, name, file, type, w);
+  });
 }
 
 void rollback_adapter(Platform& p, HttpRequest& req, Writer w) {

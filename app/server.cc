@@ -41,6 +41,8 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
   p.usage = s->usage_.get();
   p.registry = s->registry_.get();
   p.metrics = &s->metrics_;
+  s->blocking_ = std::make_unique<gateway::BlockingPool>(2);
+  p.blocking = s->blocking_.get();
   p.model_id = std::filesystem::weakly_canonical(c.model).filename().string();
   p.upload_dir = c.data_dir / "uploads";
   std::error_code ec;
@@ -65,6 +67,7 @@ Status Server::stop(std::chrono::milliseconds drain) {
   platform_.draining = true;
   ready_ = false;
   http_->stop(drain);
+  blocking_.reset();  // uploads still being validated finish (their answers go nowhere now)
   QUILT_RETURN_IF_ERROR(usage_->flush());
   return db_->flush();
 }

@@ -52,6 +52,7 @@ class Server {
   Metrics metrics_;
   gateway::Platform platform_;
   std::atomic<bool> ready_{false};
+  std::unique_ptr<gateway::BlockingPool> blocking_;
   std::unique_ptr<gateway::Router> router_;
   std::unique_ptr<gateway::HttpServer> http_;
   std::string generated_admin_key_;

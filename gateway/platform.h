@@ -6,6 +6,7 @@
 #include <string>
 
 #include "adapters/registry.h"
+#include "gateway/blocking_pool.h"
 #include "common/metrics.h"
 #include "engine/engine.h"
 #include "tenants/limiter.h"
@@ -22,6 +23,7 @@ struct Platform {
   tenants::UsageLedger* usage = nullptr;
   adapters::AdapterRegistry* registry = nullptr;
   Metrics* metrics = nullptr;
+  BlockingPool* blocking = nullptr;      // uploads are validated and persisted here
   std::string model_id;                  // the base model's name in /v1/models and `model`
   std::filesystem::path upload_dir;      // where multipart parts go
   std::atomic<bool> draining{false};     // set on SIGTERM: new requests get 503
