@@ -27,6 +27,9 @@ struct ServeFlags {
   int64_t drain_timeout_s = 30;
   int64_t kv_cache_mb = 256;
   int64_t host_cache_mb = 1024;
+  int64_t request_timeout_s = 600;
+  int64_t max_waiting = 4096;
+  int64_t max_in_flight_per_tenant = 1024;
 };
 
 // Applies one setting by name (flags without "--", config file keys). Returns an error or "".
@@ -56,6 +59,9 @@ std::string apply(ServeFlags& f, const std::string& key, const std::string& v) {
   else if (key == "drain-timeout") err = num(f.drain_timeout_s);
   else if (key == "kv-cache-mb") err = num(f.kv_cache_mb);
   else if (key == "host-cache-mb") err = num(f.host_cache_mb);
+  else if (key == "request-timeout") err = num(f.request_timeout_s);
+  else if (key == "max-waiting") err = num(f.max_waiting);
+  else if (key == "max-in-flight-per-tenant") err = num(f.max_in_flight_per_tenant);
   else return "unknown setting '" + key + "'";
   return err;
 }
@@ -117,6 +123,9 @@ int serve_command(int argc, char** argv) {
   config.http = f.server;
   config.kv_cache_mb = f.kv_cache_mb;
   config.host_cache_mb = f.host_cache_mb;
+  config.request_timeout = std::chrono::seconds(f.request_timeout_s);
+  config.max_waiting = static_cast<int32_t>(f.max_waiting);
+  config.max_in_flight_per_tenant = static_cast<int32_t>(f.max_in_flight_per_tenant);
   if (!f.admin_key_file.empty()) {
     auto key = read_file(f.admin_key_file);
     if (!key.ok()) return fail("admin key", key.status());

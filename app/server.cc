@@ -27,6 +27,8 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
   engine::EngineOptions eo;
   eo.device = c.device;
   eo.kv_cache_bytes = c.kv_cache_mb << 20;
+  eo.max_waiting = c.max_waiting;
+  eo.max_in_flight_per_tenant = c.max_in_flight_per_tenant;
   auto eng = engine::Engine::create(c.model, eo);
   if (!eng.ok()) return eng.status().with_context("model " + c.model.string());
   s->engine_ = std::move(eng).value();
@@ -41,6 +43,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
   p.usage = s->usage_.get();
   p.registry = s->registry_.get();
   p.metrics = &s->metrics_;
+  p.request_timeout = c.request_timeout;
   s->blocking_ = std::make_unique<gateway::BlockingPool>(2);
   p.blocking = s->blocking_.get();
   p.model_id = std::filesystem::weakly_canonical(c.model).filename().string();

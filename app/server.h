@@ -22,6 +22,9 @@ struct ServerConfig {
   gateway::ServerOptions http;
   int64_t kv_cache_mb = 256;
   int64_t host_cache_mb = 1024;
+  std::chrono::seconds request_timeout{600};
+  int32_t max_waiting = 4096;               // engine queue, all tenants (503 beyond)
+  int32_t max_in_flight_per_tenant = 1024;  // one tenant's queued + running (429 beyond)
 };
 
 class Server {

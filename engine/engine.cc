@@ -123,6 +123,24 @@ Status Engine::submit(Request request) {
   {
     std::lock_guard lock(mu_);
     if (stopping_) return Status::Unavailable("engine is stopping");
+    if (stats_.waiting + static_cast<int32_t>(inbox_.size()) >= options_.max_waiting) {
+      return Status::Unavailable("the engine queue is full (" + std::to_string(options_.max_waiting) +
+                                 " requests waiting)");
+    }
+    int32_t& mine = in_flight_[request.tenant];
+    if (mine >= options_.max_in_flight_per_tenant) {
+      return Status::ResourceExhausted("tenant has " + std::to_string(mine) +
+                                       " requests queued or running; the bound is " +
+                                       std::to_string(options_.max_in_flight_per_tenant));
+    }
+    ++mine;
+    // The final event, whatever ends the request, gives the tenant's place back.
+    request.on_event = [this, tenant = request.tenant, inner = std::move(request.on_event)](const TokenEvent& ev) {
+      inner(ev);
+      if (!ev.finished) return;
+      std::lock_guard lock(mu_);
+      if (--in_flight_[tenant] == 0) in_flight_.erase(tenant);
+    };
     inbox_.push_back(std::move(request));
   }
   wake_.notify_one();

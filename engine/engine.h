@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -28,6 +29,8 @@ struct EngineOptions {
   int32_t max_adapter_slots = 64;       // adapters resident at once
   int32_t max_lora_rank = 128;
   int64_t lora_pool_bytes = 256 << 20;  // adapter page pool budget
+  int32_t max_waiting = 4096;           // requests queued for admission, all tenants (503 beyond)
+  int32_t max_in_flight_per_tenant = 1024;  // requests of one tenant queued or running (429 beyond)
 };
 
 struct EngineStats {
@@ -56,8 +59,10 @@ class Engine {
 
   // --- thread-safe ---
   // Validates and queues `request`. A request that can never run (too long for the model or the
-  // KV cache, an adapter too large for the pool, bad sampling values) is refused here, and then
-  // no event is ever sent. Otherwise events follow on the engine thread until one is final.
+  // KV cache, an adapter too large for the pool, bad sampling values) is refused here
+  // (InvalidArgument), as is one over the queue bounds (ResourceExhausted for its tenant's bound,
+  // Unavailable for the global one); then no event is ever sent. Otherwise events follow on the
+  // engine thread until one is final.
   Status submit(Request request);
   // Aborts a queued or running request: its memory is freed at the next step boundary and it
   // gets a final kAborted event. Unknown ids are ignored.
@@ -95,6 +100,7 @@ class Engine {
   std::vector<uint64_t> cancels_;       // guarded by mu_
   std::vector<std::string> evictions_;  // guarded by mu_
   std::vector<std::string> resident_;   // guarded by mu_
+  std::map<std::string, int32_t> in_flight_;  // guarded by mu_: per tenant, submitted and not final
   bool stopping_ = false;               // guarded by mu_
   EngineStats stats_;                   // guarded by mu_
   std::thread thread_;

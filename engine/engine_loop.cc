@@ -1,6 +1,7 @@
 // The engine thread: take new requests and cancels, schedule, run one step, emit tokens.
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "engine/engine_core.h"
 #include "engine/scheduler/layout_builder.h"
@@ -108,6 +109,8 @@ void Engine::run() {
   Core& core = *core_;
   Scheduler& scheduler = *core.scheduler;
   uint64_t arrival = 0;
+  // Deadlines of live requests, earliest first (entries of finished requests are skipped).
+  std::set<std::pair<std::chrono::steady_clock::time_point, uint64_t>> deadlines;
 
   for (;;) {
     std::vector<Request> inbox;
@@ -130,12 +133,22 @@ void Engine::run() {
       });
     }
     for (Request& r : inbox) {
+      if (r.deadline) deadlines.emplace(*r.deadline, r.id);
       auto seq = std::make_unique<Sequence>(std::move(r), tokenizer_.get());
       seq->arrival = arrival++;
       scheduler.add(std::move(seq));
     }
     for (uint64_t id : cancels) {
       if (std::unique_ptr<Sequence> seq = scheduler.remove(id)) send_final(*seq, FinishReason::kAborted);
+    }
+
+    const auto now = std::chrono::steady_clock::now();
+    while (!deadlines.empty() && deadlines.begin()->first <= now) {
+      const uint64_t id = deadlines.begin()->second;
+      deadlines.erase(deadlines.begin());
+      if (std::unique_ptr<Sequence> seq = scheduler.remove(id)) {
+        send_final(*seq, FinishReason::kError, Status::Unavailable("the request's deadline passed"));
+      }
     }
 
     StepPlan plan = scheduler.schedule();
@@ -148,10 +161,19 @@ void Engine::run() {
     }
   }
 
-  // Stopping: everything still queued or running ends aborted.
+  // Stopping: everything still queued or running ends aborted, the not yet taken included.
   std::vector<uint64_t> ids = scheduler.live_ids();
   for (uint64_t id : ids) {
     if (auto seq = scheduler.remove(id)) send_final(*seq, FinishReason::kAborted);
+  }
+  std::vector<Request> untaken;
+  {
+    std::lock_guard lock(mu_);
+    untaken.swap(inbox_);
+  }
+  for (Request& r : untaken) {
+    Sequence seq(std::move(r), nullptr);
+    send_final(seq, FinishReason::kAborted);
   }
 }
 

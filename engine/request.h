@@ -1,6 +1,7 @@
 // What the engine takes (Request) and what it emits (TokenEvent). No HTTP, keys or storage here.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -57,6 +58,8 @@ struct Request {
   double tenant_weight = 1.0;
   SamplingParams sampling;
   bool capture_logits = false;     // first event carries the full first-step logits (tests, debugging)
+  // Past it the request ends with kError / Unavailable("deadline ...") and frees what it held.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
   // Called on the engine thread for every event; must return quickly and never block.
   EventCallback on_event;
 };

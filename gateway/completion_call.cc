@@ -1,6 +1,7 @@
 // CompletionCall: engine events → OpenAI JSON or SSE chunks; usage, limits and metrics at the end.
 #include "gateway/completion_call.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include "gateway/http_server.h"
@@ -40,8 +41,14 @@ void CompletionCall::start() {
   if (s_.request.stream) {
     writer_->start_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
   }
+  // The request's own timeout, never longer than the server's.
+  auto timeout = p_.request_timeout;
+  if (s_.request.timeout_s) {
+    timeout = std::min(timeout, std::chrono::milliseconds(static_cast<int64_t>(*s_.request.timeout_s * 1000)));
+  }
   for (size_t i = 0; i < choices_.size(); ++i) {
     engine::Request r;
+    r.deadline = started_ + timeout;
     r.id = engine_ids_[i];
     r.prompt = s_.prompt_ids;
     r.adapter = s_.adapter.weights;

@@ -138,6 +138,7 @@ Result<CompletionRequest> parse_completion_request(const std::string& body, bool
   QUILT_RETURN_IF_ERROR(p.integer("seed", INT64_MIN, INT64_MAX, seed));
   QUILT_RETURN_IF_ERROR(p.number("temperature", 0, 2, temperature));
   QUILT_RETURN_IF_ERROR(p.number("top_p", 0, 1, top_p));
+  QUILT_RETURN_IF_ERROR(p.number("timeout", 0.001, 86400, r.timeout_s));
   if (top_p && *top_p == 0) return p.fail("top_p", "must be greater than 0");
   if (chat) {
     bool want = false;

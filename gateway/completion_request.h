@@ -26,6 +26,7 @@ struct CompletionRequest {
   bool echo = false;
   bool return_token_ids = false;
   std::string user;
+  std::optional<double> timeout_s;            // extension: this request's deadline, in seconds
 };
 
 // Parses an OpenAI-style body. `chat` selects the chat schema. A bad body is InvalidArgument whose

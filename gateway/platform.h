@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <string>
 
@@ -26,6 +27,7 @@ struct Platform {
   BlockingPool* blocking = nullptr;      // uploads are validated and persisted here
   std::string model_id;                  // the base model's name in /v1/models and `model`
   std::filesystem::path upload_dir;      // where multipart parts go
+  std::chrono::milliseconds request_timeout{600000};  // default and upper bound of a deadline
   std::atomic<bool> draining{false};     // set on SIGTERM: new requests get 503
   std::atomic<uint64_t> next_request_id{1};
 };

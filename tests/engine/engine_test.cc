@@ -174,5 +174,61 @@ TEST_F(EngineTest, RefusesRequestsThatCanNeverRun) {
   EXPECT_EQ(engine_->stats().steps, 0u);
 }
 
+TEST_F(EngineTest, DeadlineEndsTheRequestAndFreesItsMemory) {
+  Collector c;
+  Request r = make(9, "The quick brown fox", c, 400);
+  r.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(30);
+  ASSERT_TRUE(engine_->submit(std::move(r)).ok());
+  ASSERT_TRUE(c.wait(1));
+  const auto out = c.get(9);
+  EXPECT_EQ(out.final_event.finish_reason, FinishReason::kError);
+  EXPECT_EQ(out.final_event.error.code(), StatusCode::kUnavailable);
+  EXPECT_LT(out.tokens.size(), 400u);
+  for (int i = 0; i < 100 && engine_->stats().kv_blocks_used != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(engine_->stats().kv_blocks_used, 0);
+}
+
+TEST(EngineBoundsTest, PerTenantAndGlobalQueueBoundsRefuse) {
+  EngineOptions o;
+  o.max_in_flight_per_tenant = 2;
+  o.max_running = 1;
+  o.max_waiting = 3;
+  auto e = Engine::create(source_path("examples/models/tiny-llama"), o);
+  ASSERT_TRUE(e.ok());
+  Engine& engine = **e;
+  Collector c;
+  uint64_t next = 1;
+  auto request = [&](const std::string& tenant) {
+    Request r;
+    r.id = next++;
+    r.prompt = {0, 5, 6, 7};
+    r.tenant = tenant;
+    r.sampling.max_tokens = 200;
+    r.sampling.ignore_eos = true;
+    r.on_event = c.callback();
+    return r;
+  };
+  ASSERT_TRUE(engine.submit(request("a")).ok());
+  ASSERT_TRUE(engine.submit(request("a")).ok());
+  Status third = engine.submit(request("a"));
+  EXPECT_EQ(third.code(), StatusCode::kResourceExhausted) << third.to_string();
+  // Other tenants fill the global queue until it refuses with 503.
+  Status s;
+  int accepted = 0;
+  for (int i = 0; i < 20 && s.ok(); ++i) {
+    s = engine.submit(request("t" + std::to_string(i)));
+    if (s.ok()) ++accepted;
+  }
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.to_string();
+  EXPECT_LE(accepted, 4);
+  // Finishing gives the tenant its places back.
+  for (uint64_t id = 1; id < next; ++id) engine.cancel(id);
+  ASSERT_TRUE(c.wait(2 + accepted));
+  EXPECT_TRUE(engine.submit(request("a")).ok());
+  engine.cancel(next - 1);
+}
+
 }  // namespace
 }  // namespace quilt::engine

@@ -332,6 +332,43 @@ TEST_F(LimitedServerTest, OverLimitsAre413And429) {
   EXPECT_EQ(call("POST", "/v1/completions", key, body.dump()).status, 413);
 }
 
+TEST_F(ServerTest, RequestPastItsDeadlineIs503AndFreed) {
+  auto [tenant, key] = make_tenant("acme");
+  json body = greedy_body(server_->model_id(), "hi", 490);
+  body["n"] = 16;  // thousands of tokens: far more than 10 ms of work
+  body["timeout"] = 0.01;
+  HttpResponse r = call("POST", "/v1/completions", key, body.dump());
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_NE(r.body.find("deadline"), std::string::npos);
+  engine::EngineStats s;
+  for (int i = 0; i < 200; ++i) {
+    s = server_->platform().engine->stats();
+    if (s.running == 0 && s.kv_blocks_used == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(s.kv_blocks_used, 0);
+  body["timeout"] = "soon";
+  EXPECT_EQ(call("POST", "/v1/completions", key, body.dump()).status, 400);
+}
+
+class BoundedServerTest : public ServerTest {
+ protected:
+  void configure(app::ServerConfig& c) override { c.max_in_flight_per_tenant = 1; }
+};
+
+TEST_F(BoundedServerTest, TenantOverItsQueueBoundIs429) {
+  auto [tenant, key] = make_tenant("acme");
+  json slow = greedy_body(server_->model_id(), "hi", 490);
+  slow["stream"] = true;
+  HttpConnection c(server_->port());
+  c.send_request("POST", "/v1/completions", slow.dump(),
+                 {{"Authorization", "Bearer " + key}, {"Content-Type", "application/json"}});
+  ASSERT_EQ(c.read_head().status, 200);
+  HttpResponse r = call("POST", "/v1/completions", key, greedy_body(server_->model_id(), "hi", 1).dump());
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_FALSE(r.headers["retry-after"].empty());
+}
+
 TEST_F(ServerTest, DrainingAnswers503) {
   auto [tenant, key] = make_tenant("acme");
   server_->platform().draining = true;
