@@ -2,12 +2,13 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/lora/adapter_slots.h"
 #include "engine/memory/page_allocator.h"
+#include "engine/scheduler/fair_share.h"
 #include "engine/scheduler/sequence.h"
 
 namespace quilt::engine {
@@ -29,9 +30,13 @@ struct StepPlan {
   bool empty() const { return items.empty(); }
 };
 
-// FCFS admission with chunked prefill and preemption by recompute of the newest running sequence.
-// Fair share across tenants replaces the admission order later; the rest stays.
-// Not thread-safe: the engine thread owns it.
+// Continuous batching with chunked prefill. Each step, running sequences go first (decodes and
+// the rest of their prompts), then waiting ones are admitted in fair-share order (FairShare: the
+// head of the tenant with the least weighted service) until the budget, the running limit, the KV
+// blocks or the adapter slots run out; a head that does not fit stops admission, so nobody jumps
+// the queue. Out of KV blocks, the newest running sequence of the tenant with the most service is
+// preempted by recompute. Sampled tokens are charged to their tenant when planned, prompts when
+// first admitted. Not thread-safe: the engine thread owns it.
 class Scheduler {
  public:
   Scheduler(const SchedulerConfig& config, PageAllocator& kv_blocks, AdapterSlots& adapters);
@@ -41,23 +46,29 @@ class Scheduler {
   // Removes a sequence (finished or aborted) and frees its blocks and adapter slot.
   std::unique_ptr<Sequence> remove(uint64_t request_id);
 
-  int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
+  int32_t num_waiting() const { return fair_.num_waiting(); }
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
   std::vector<uint64_t> live_ids() const;  // every waiting and running request
   uint64_t num_preemptions() const { return preemptions_; }
-  bool idle() const { return waiting_.empty() && running_.empty(); }
+  bool idle() const { return !fair_.has_waiting() && running_.empty(); }
+  // The fair-share state, for tests and metrics.
+  const FairShare& fair_share() const { return fair_; }
+  double virtual_counter(const std::string& tenant) const { return fair_.counter(tenant); }
   // Blocks a sequence of n tokens needs.
-  int32_t blocks_for(int32_t tokens) const { return (tokens + config_.block_size - 1) / config_.block_size; }
+  int32_t blocks_for(int32_t tokens) const {
+    return (tokens + config_.block_size - 1) / config_.block_size;
+  }
 
  private:
   bool grow_blocks(Sequence& seq, int32_t tokens);
   void release(Sequence& seq);
-  void preempt_newest();
+  void preempt(size_t index);
+  void charge_output(const Sequence& seq);
 
   SchedulerConfig config_;
   PageAllocator& kv_blocks_;
   AdapterSlots& adapters_;
-  std::deque<std::unique_ptr<Sequence>> waiting_;
+  FairShare fair_;                                  // owns the waiting sequences
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
   uint64_t preemptions_ = 0;
 };

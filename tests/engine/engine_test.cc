@@ -177,13 +177,15 @@ TEST_F(EngineTest, RefusesRequestsThatCanNeverRun) {
 TEST_F(EngineTest, DeadlineEndsTheRequestAndFreesItsMemory) {
   Collector c;
   Request r = make(9, "The quick brown fox", c, 400);
-  r.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(30);
+  // Already past when the engine thread takes it: it must end before its first step, whatever
+  // the speed of the machine.
+  r.deadline = std::chrono::steady_clock::now();
   ASSERT_TRUE(engine_->submit(std::move(r)).ok());
   ASSERT_TRUE(c.wait(1));
   const auto out = c.get(9);
   EXPECT_EQ(out.final_event.finish_reason, FinishReason::kError);
   EXPECT_EQ(out.final_event.error.code(), StatusCode::kUnavailable);
-  EXPECT_LT(out.tokens.size(), 400u);
+  EXPECT_TRUE(out.tokens.empty());
   for (int i = 0; i < 100 && engine_->stats().kv_blocks_used != 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -195,10 +197,10 @@ TEST(EngineBoundsTest, PerTenantAndGlobalQueueBoundsRefuse) {
   o.max_in_flight_per_tenant = 2;
   o.max_running = 1;
   o.max_waiting = 3;
+  Collector c;  // declared first: it must outlive the engine, whose shutdown still calls it
   auto e = Engine::create(source_path("examples/models/tiny-llama"), o);
   ASSERT_TRUE(e.ok());
   Engine& engine = **e;
-  Collector c;
   uint64_t next = 1;
   auto request = [&](const std::string& tenant) {
     Request r;
