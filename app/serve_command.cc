@@ -18,18 +18,12 @@
 namespace quilt::app {
 namespace {
 
+// Settings go straight into the ServerConfig; only what serve itself uses is kept beside it.
 struct ServeFlags {
-  std::filesystem::path model = demo_model_dir();
-  std::filesystem::path data_dir = "quilt-data";
-  std::string device = "cpu";
+  ServeFlags() { config.model = demo_model_dir(); }
+  ServerConfig config;
   std::string admin_key_file;
-  gateway::ServerOptions server;
   int64_t drain_timeout_s = 30;
-  int64_t kv_cache_mb = 256;
-  int64_t host_cache_mb = 1024;
-  int64_t request_timeout_s = 600;
-  int64_t max_waiting = 4096;
-  int64_t max_in_flight_per_tenant = 1024;
 };
 
 // Applies one setting by name (flags without "--", config file keys). Returns an error or "".
@@ -43,25 +37,26 @@ std::string apply(ServeFlags& f, const std::string& key, const std::string& v) {
   };
   int64_t n = 0;
   std::string err;
-  if (key == "model") f.model = v;
-  else if (key == "data-dir") f.data_dir = v;
-  else if (key == "host") f.server.host = v;
-  else if (key == "device") f.device = v;
+  ServerConfig& c = f.config;
+  if (key == "model") c.model = v;
+  else if (key == "data-dir") c.data_dir = v;
+  else if (key == "host") c.http.host = v;
+  else if (key == "device") c.device = v;
   else if (key == "admin-key-file") f.admin_key_file = v;
-  else if (key == "port") { if ((err = num(n)).empty() && n > 65535) err = "port: out of range"; f.server.port = static_cast<uint16_t>(n); }
-  else if (key == "threads") { err = num(n); f.server.threads = static_cast<int>(n); }
-  else if (key == "max-body-bytes") { err = num(n); f.server.max_body_bytes = n; }
-  else if (key == "max-upload-bytes") { err = num(n); f.server.max_upload_bytes = n; }
-  else if (key == "max-header-bytes") { err = num(n); f.server.max_header_bytes = static_cast<uint32_t>(n); }
-  else if (key == "read-timeout") { err = num(n); f.server.read_timeout = std::chrono::seconds(n); }
-  else if (key == "idle-timeout") { err = num(n); f.server.idle_timeout = std::chrono::seconds(n); }
-  else if (key == "max-connections") { err = num(n); f.server.max_connections = static_cast<int>(n); }
+  else if (key == "port") { if ((err = num(n)).empty() && n > 65535) err = "port: out of range"; c.http.port = static_cast<uint16_t>(n); }
+  else if (key == "threads") { err = num(n); c.http.threads = static_cast<int>(n); }
+  else if (key == "max-body-bytes") { err = num(n); c.http.max_body_bytes = n; }
+  else if (key == "max-upload-bytes") { err = num(n); c.http.max_upload_bytes = n; }
+  else if (key == "max-header-bytes") { err = num(n); c.http.max_header_bytes = static_cast<uint32_t>(n); }
+  else if (key == "read-timeout") { err = num(n); c.http.read_timeout = std::chrono::seconds(n); }
+  else if (key == "idle-timeout") { err = num(n); c.http.idle_timeout = std::chrono::seconds(n); }
+  else if (key == "max-connections") { err = num(n); c.http.max_connections = static_cast<int>(n); }
   else if (key == "drain-timeout") err = num(f.drain_timeout_s);
-  else if (key == "kv-cache-mb") err = num(f.kv_cache_mb);
-  else if (key == "host-cache-mb") err = num(f.host_cache_mb);
-  else if (key == "request-timeout") err = num(f.request_timeout_s);
-  else if (key == "max-waiting") err = num(f.max_waiting);
-  else if (key == "max-in-flight-per-tenant") err = num(f.max_in_flight_per_tenant);
+  else if (key == "kv-cache-mb") err = num(c.kv_cache_mb);
+  else if (key == "host-cache-mb") err = num(c.host_cache_mb);
+  else if (key == "request-timeout") { err = num(n); c.request_timeout = std::chrono::seconds(n); }
+  else if (key == "max-waiting") { err = num(n); c.max_waiting = static_cast<int32_t>(n); }
+  else if (key == "max-in-flight-per-tenant") { err = num(n); c.max_in_flight_per_tenant = static_cast<int32_t>(n); }
   else return "unknown setting '" + key + "'";
   return err;
 }
@@ -116,27 +111,14 @@ int serve_command(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  ServerConfig config;
-  config.model = f.model;
-  config.data_dir = f.data_dir;
-  config.device = f.device;
-  config.http = f.server;
-  config.kv_cache_mb = f.kv_cache_mb;
-  config.host_cache_mb = f.host_cache_mb;
-  config.request_timeout = std::chrono::seconds(f.request_timeout_s);
-  config.max_waiting = static_cast<int32_t>(f.max_waiting);
-  config.max_in_flight_per_tenant = static_cast<int32_t>(f.max_in_flight_per_tenant);
+  // The tenant store trims the key (files end in a newline) and refuses an empty one.
+  ServerConfig& config = f.config;
   if (!f.admin_key_file.empty()) {
     auto key = read_file(f.admin_key_file);
     if (!key.ok()) return fail("admin key", key.status());
-    std::string k = *key;
-    while (!k.empty() && (k.back() == '\n' || k.back() == '\r' || k.back() == ' ')) k.pop_back();
-    config.admin_key = k;
+    config.admin_key = *key;
   } else if (const char* env = std::getenv("QUILT_ADMIN_KEY"); env && *env) {
     config.admin_key = env;
-  }
-  if (config.admin_key && config.admin_key->empty()) {
-    return fail("admin key", Status::InvalidArgument("the admin key file is empty"));
   }
   auto server = Server::start(config);
   if (!server.ok()) return fail("start", server.status());
@@ -145,7 +127,7 @@ int serve_command(int argc, char** argv) {
     std::printf("admin key (shown once, store it now): %s\n", s.generated_admin_key().c_str());
   }
   std::printf("quilt serving %s on http://%s:%u (device %s, data %s)\n", s.model_id().c_str(),
-              f.server.host.c_str(), s.port(), f.device.c_str(), f.data_dir.c_str());
+              config.http.host.c_str(), s.port(), config.device.c_str(), config.data_dir.c_str());
   std::fflush(stdout);
 
   // Flush usage every few seconds until SIGTERM/SIGINT; then drain and exit 0.

@@ -13,22 +13,11 @@
 #include <vector>
 
 #include "engine/backend/cpu/cpu_backend.h"
+#include "tests/engine/tiny_model_config.h"
 #include "engine/scheduler/scheduler.h"
 
 namespace quilt::engine {
 namespace {
-
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab_size = 32;
-  c.hidden_size = 8;
-  c.intermediate_size = 16;
-  c.num_layers = 1;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 4;
-  return c;
-}
 
 std::unique_ptr<Sequence> make_seq(uint64_t id, const std::string& tenant, int32_t prompt_len,
                                    int32_t max_tokens = 16, double weight = 1.0) {
@@ -126,7 +115,7 @@ class Sim {
     double weight;
     int64_t added, admitted;
   };
-  ModelConfig cfg_ = tiny_config();
+  ModelConfig cfg_ = testing::tiny_model_config();
   CpuBackend backend_;
   PageAllocator kv_;
   std::unique_ptr<AdapterSlots> adapters_;

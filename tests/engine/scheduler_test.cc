@@ -4,22 +4,11 @@
 #include <gtest/gtest.h>
 
 #include "engine/backend/cpu/cpu_backend.h"
+#include "tests/engine/tiny_model_config.h"
 #include "engine/scheduler/layout_builder.h"
 
 namespace quilt::engine {
 namespace {
-
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab_size = 32;
-  c.hidden_size = 8;
-  c.intermediate_size = 16;
-  c.num_layers = 1;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 4;
-  return c;
-}
 
 std::shared_ptr<const LoraWeights> adapter(const ModelConfig& cfg, int64_t rank, const std::string& name) {
   auto w = std::make_shared<LoraWeights>();
@@ -59,7 +48,7 @@ class SchedulerTest : public ::testing::Test {
     }
   }
 
-  ModelConfig cfg_ = tiny_config();
+  ModelConfig cfg_ = testing::tiny_model_config();
   CpuBackend backend_;
   std::unique_ptr<PageAllocator> kv_;
   std::unique_ptr<AdapterSlots> adapters_;
