@@ -52,7 +52,6 @@ Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& mode
   pool.num_pages = static_cast<int32_t>(std::max<int64_t>(1, options.lora_pool_bytes / (pool.page_elems * elem)));
   pool.max_slots = options.max_adapter_slots;
   pool.num_layers = static_cast<int32_t>(cfg.num_layers);
-  pool.max_page_indices = pool.num_pages;
   QUILT_ASSIGN_OR_RETURN(core->adapters, AdapterSlots::create(backend, cfg, pool));
 
   SchedulerConfig sc{options.max_step_tokens, options.max_running, options.block_size};

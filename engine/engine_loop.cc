@@ -108,7 +108,6 @@ void Engine::publish_stats() {
 void Engine::run() {
   Core& core = *core_;
   Scheduler& scheduler = *core.scheduler;
-  uint64_t arrival = 0;
   // Deadlines of live requests, earliest first (entries of finished requests are skipped).
   std::set<std::pair<std::chrono::steady_clock::time_point, uint64_t>> deadlines;
 
@@ -134,9 +133,7 @@ void Engine::run() {
     }
     for (Request& r : inbox) {
       if (r.deadline) deadlines.emplace(*r.deadline, r.id);
-      auto seq = std::make_unique<Sequence>(std::move(r), tokenizer_.get());
-      seq->arrival = arrival++;
-      scheduler.add(std::move(seq));
+      scheduler.add(std::make_unique<Sequence>(std::move(r), tokenizer_.get()));
     }
     for (uint64_t id : cancels) {
       if (std::unique_ptr<Sequence> seq = scheduler.remove(id)) send_final(*seq, FinishReason::kAborted);

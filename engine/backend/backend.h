@@ -50,7 +50,6 @@ struct LoraPoolShape {
   int64_t page_elems = 0;
   int32_t max_slots = 0;
   int32_t num_layers = 0;
-  int32_t max_page_indices = 0;  // capacity of the page-index table
 };
 
 struct RopeTable;  // engine/model/rope.h

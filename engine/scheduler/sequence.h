@@ -28,7 +28,6 @@ struct Sequence {
   std::vector<int32_t> blocks;  // KV cache blocks, in order
   int32_t adapter_slot = -1;    // -1: base model, or adapter not resident yet
   bool has_adapter_slot = false;
-  uint64_t arrival = 0;         // submission order
   int32_t preemptions = 0;
 
   Sampler sampler;

@@ -1,4 +1,5 @@
 // Tests of PEFT LoRA adapter loading: the fixture adapters, targeting rules, and every rejection.
+#include "tests/adapters/fixture_model.h"
 #include "adapters/peft_adapter.h"
 
 #include <gtest/gtest.h>
@@ -18,20 +19,12 @@ using engine::Projection;
 using json = nlohmann::ordered_json;  // rank_pattern order matters
 using testing::TestTensor;
 
-const std::filesystem::path kSource(QUILT_SOURCE_DIR);
-const std::filesystem::path kAdapters = kSource / "examples/adapters";
+using testing::kAdapters;
+using testing::kSource;
+using testing::tiny_llama;
 
 bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
-}
-
-const ModelConfig& tiny_llama() {
-  static const ModelConfig cfg = [] {
-    auto r = engine::load_model_config(kSource / "examples/models/tiny-llama");
-    EXPECT_TRUE(r.ok()) << r.status().message();
-    return r.ok() ? *r : ModelConfig{};
-  }();
-  return cfg;
 }
 
 constexpr Projection kAll[] = {Projection::kQ,    Projection::kK,  Projection::kV,   Projection::kO,

@@ -1,4 +1,5 @@
 // Tests of the adapter registry: hot deploys, versions, visibility, persistence, the host cache.
+#include "tests/adapters/fixture_model.h"
 #include "adapters/registry.h"
 
 #include <gtest/gtest.h>
@@ -22,18 +23,10 @@ using storage::Database;
 using storage::Family;
 using testing::TestTensor;
 
-const std::filesystem::path kSource(QUILT_SOURCE_DIR);
-const std::filesystem::path kAdapters = kSource / "examples/adapters";
+using testing::kAdapters;
+using testing::kSource;
+using testing::tiny_llama;
 constexpr int64_t kBigCache = int64_t{1} << 30;
-
-const ModelConfig& tiny_llama() {
-  static const ModelConfig cfg = [] {
-    auto r = engine::load_model_config(kSource / "examples/models/tiny-llama");
-    EXPECT_TRUE(r.ok()) << r.status().message();
-    return r.ok() ? *r : ModelConfig{};
-  }();
-  return cfg;
-}
 
 std::string config_of(const std::string& fixture) {
   auto text = read_file(kAdapters / fixture / "adapter_config.json");

@@ -52,7 +52,7 @@ class Sim {
  public:
   Sim(int32_t kv_blocks, SchedulerConfig config) : kv_(kv_blocks) {
     adapters_ =
-        AdapterSlots::create(backend_, cfg_, LoraPoolShape{64, cfg_.hidden_size, 4, 1, 64}).value();
+        AdapterSlots::create(backend_, cfg_, LoraPoolShape{64, cfg_.hidden_size, 4, 1}).value();
     scheduler = std::make_unique<Scheduler>(config, kv_, *adapters_);
   }
   ~Sim() { scheduler.reset(); }  // before the blocks and slots it refers to

@@ -26,7 +26,7 @@ class SchedulerTest : public ::testing::Test {
  protected:
   void init(int32_t kv_blocks, int32_t budget, int32_t slots = 4) {
     kv_ = std::make_unique<PageAllocator>(kv_blocks);
-    LoraPoolShape pool{64, cfg_.hidden_size, slots, 1, 64};
+    LoraPoolShape pool{64, cfg_.hidden_size, slots, 1};
     adapters_ = AdapterSlots::create(backend_, cfg_, pool).value();
     scheduler_ = std::make_unique<Scheduler>(SchedulerConfig{budget, 8, 4}, *kv_, *adapters_);
   }
