@@ -47,10 +47,7 @@ void reply(ResponseWriter& w, int status, const json& body) {
 
 // The JSON object body of a request, or an answered error.
 std::optional<json> json_body(const HttpRequest& req, ResponseWriter& w) {
-  if (req.header("content-type").rfind("application/json", 0) != 0) {
-    send_error(w, Status::UnsupportedMedia("Content-Type must be application/json"));
-    return std::nullopt;
-  }
+  if (!gateway::require_json(req, w)) return std::nullopt;
   json j = json::parse(req.body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     send_error(w, Status::InvalidArgument("request body must be a JSON object"));

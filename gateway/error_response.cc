@@ -7,6 +7,12 @@
 
 namespace quilt::gateway {
 
+bool require_json(const HttpRequest& req, ResponseWriter& w) {
+  if (req.header("content-type").rfind("application/json", 0) == 0) return true;
+  send_error(w, Status::UnsupportedMedia("Content-Type must be application/json"));
+  return false;
+}
+
 std::string error_json(std::string_view message, std::string_view type, std::string_view param) {
   nlohmann::json error = {
       {"message", message},

@@ -31,6 +31,9 @@ void send_error(ResponseWriter& w, int http_status, const std::string& message,
                 const std::string& type, const std::string& param = "",
                 std::vector<std::pair<std::string, std::string>> headers = {});
 
+// True when the request says its body is JSON; otherwise answers 415 and returns false.
+bool require_json(const HttpRequest& req, ResponseWriter& w);
+
 class HttpServer {
  public:
   // `router` must outlive the server.

@@ -44,13 +44,6 @@ class MeteredWriter final : public ResponseWriter {
   std::string route_;
 };
 
-bool require_json(const HttpRequest& req, ResponseWriter& w) {
-  const std::string type = req.header("content-type");
-  if (type.rfind("application/json", 0) == 0) return true;
-  send_error(w, Status::UnsupportedMedia("Content-Type must be application/json"));
-  return false;
-}
-
 void handle_models(Platform& p, HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   auto tenant = authenticate_tenant(p, req, *w);
   if (!tenant) return;
