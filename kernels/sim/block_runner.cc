@@ -51,6 +51,7 @@ struct Block {
   int32_t n = 0;
   std::vector<SimThread> threads;
   std::vector<uint32_t> warp_epoch;
+  std::vector<int32_t> warp_waiting;  // lanes of each warp waiting in a warp collective
   uint32_t barrier_epoch = 0;
   std::deque<int32_t> ready;
   Context scheduler;
@@ -128,6 +129,7 @@ int src_lane(const SimThread& t) {
 // Completes warp w's collective if every lane of `mask` has arrived at the same one; the lanes'
 // results are set and they become runnable (all but the caller, which simply goes on).
 bool try_complete(Block& b, int32_t w, unsigned mask, const SimThread& first) {
+  if (b.warp_waiting[static_cast<size_t>(w)] < __builtin_popcount(mask)) return false;
   SimThread* lanes[kWarpSize] = {};
   for (int l = 0; l < kWarpSize; ++l) {
     if ((mask >> l & 1u) == 0) continue;
@@ -201,6 +203,7 @@ bool try_complete(Block& b, int32_t w, unsigned mask, const SimThread& first) {
     }
   }
   ++b.warp_epoch[w];
+  b.warp_waiting[static_cast<size_t>(w)] -= __builtin_popcount(mask);
   for (int l = 0; l < kWarpSize; ++l) {
     SimThread* s = lanes[l];
     if (s == nullptr) continue;
@@ -266,17 +269,23 @@ bool resolve(Block& b) {
                  " (first " + thread_name(e->tid) + ") exited while " + std::to_string(at_barrier.size()) +
                  " wait at __syncthreads() at " + site(at_barrier.front()->file, at_barrier.front()->line));
   }
-  std::map<std::string, std::pair<int, int32_t>> sites;  // site → (threads, first tid)
+  bool one_site = true;
   for (const SimThread* t : at_barrier) {
-    auto& e = sites.try_emplace(site(t->file, t->line), 0, t->tid).first->second;
-    ++e.first;
+    one_site = one_site && t->line == at_barrier.front()->line && t->file == at_barrier.front()->file;
   }
-  if (sites.size() > 1) {
+  if (!one_site) {
+    std::map<std::string, std::pair<int, int32_t>> sites;  // site → (threads, first tid)
+    for (const SimThread* t : at_barrier) {
+      auto& e = sites.try_emplace(site(t->file, t->line), 0, t->tid).first->second;
+      ++e.first;
+    }
     std::string what;
     for (const auto& [where, e] : sites) {
       what += " " + std::to_string(e.first) + " at " + where + " (first " + thread_name(e.second) + ");";
     }
-    kernel_fault("synccheck: threads of block " + xyz(b.block_idx) + " wait at different barriers:" + what);
+    if (sites.size() > 1) {
+      kernel_fault("synccheck: threads of block " + xyz(b.block_idx) + " wait at different barriers:" + what);
+    }
   }
   // The reductions of __syncthreads_count/and/or: arg carries the op, value the predicate.
   uint64_t count = 0;
@@ -293,6 +302,7 @@ bool resolve(Block& b) {
 void run_block(Block& b, Launch& launch) {
   b.threads.assign(static_cast<size_t>(b.n), SimThread{});
   b.warp_epoch.assign(static_cast<size_t>((b.n + kWarpSize - 1) / kWarpSize), 0);
+  b.warp_waiting.assign(b.warp_epoch.size(), 0);
   b.barrier_epoch = 0;
   b.ready.clear();
   b.abandoned = false;
@@ -433,6 +443,7 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int 
   t.width = width;
   t.file = file;
   t.line = line;
+  ++b.warp_waiting[static_cast<size_t>(t.warp)];
   if (!try_complete(b, t.warp, mask, t)) yield_to_scheduler(t);
   return t.result;
 }
