@@ -1,12 +1,14 @@
-// AdapterSlots: pages each adapter's A and Bᵀ rows into the pool and keeps the slot tables.
+// AdapterSlots: pages each adapter's A and Bᵀ matrices into the pool and keeps the slot tables.
 #include "engine/lora/adapter_slots.h"
 
 #include <algorithm>
 
+#include "kernels/sgmv/sgmv.h"
+
 namespace quilt::engine {
 namespace {
 
-int64_t pages_per_row(int64_t dim, int64_t page_elems) { return (dim + page_elems - 1) / page_elems; }
+using kernels::sgmv::pages_for_matrix;
 
 }  // namespace
 
@@ -24,8 +26,8 @@ int32_t AdapterSlots::pages_needed(const LoraWeights& weights) const {
   for (const auto& layer : weights.layers) {
     for (int p = 0; p < kNumProjections; ++p) {
       const auto proj = static_cast<Projection>(p);
-      n += layer[p].rank * (pages_per_row(projection_in_dim(cfg_, proj), shape_.page_elems) +
-                            pages_per_row(projection_out_dim(cfg_, proj), shape_.page_elems));
+      n += pages_for_matrix(layer[p].rank, projection_in_dim(cfg_, proj), shape_.page_elems) +
+           pages_for_matrix(layer[p].rank, projection_out_dim(cfg_, proj), shape_.page_elems);
     }
   }
   return static_cast<int32_t>(std::min<int64_t>(n, INT32_MAX));
@@ -89,16 +91,13 @@ Status AdapterSlots::load(int32_t slot, const std::shared_ptr<const LoraWeights>
   if (!pages_.allocate(pages_needed(*weights), s.pages)) {
     return Status::Internal("adapter pages vanished between check and allocation");
   }
-  // Copy every rank row into its pages, zero-padding each row's last page.
+  // Copy each matrix flat into its pages (sgmv.h), zero-padding its last page.
   const int64_t pe = shape_.page_elems;
   std::vector<float> data(s.pages.size() * pe, 0.f);
-  size_t next = 0;
+  int64_t next = 0;
   auto put_rows = [&](const std::vector<float>& rows, int64_t rank, int64_t dim) {
-    const int64_t ppr = pages_per_row(dim, pe);
-    for (int64_t j = 0; j < rank; ++j) {
-      std::copy_n(rows.begin() + j * dim, dim, data.begin() + (next + j * ppr) * pe);
-    }
-    next += rank * ppr;
+    std::copy_n(rows.begin(), rank * dim, data.begin() + next * pe);
+    next += pages_for_matrix(rank, dim, pe);
   };
   s.max_rank = 0;
   for (const auto& layer : weights->layers) {
@@ -147,8 +146,10 @@ Status AdapterSlots::write_tables() {
       for (int p = 0; p < kNumProjections; ++p) {
         const auto proj = static_cast<Projection>(p);
         const LoraModule& m = s.weights->layers[l][p];
-        const size_t a_pages = m.rank * pages_per_row(projection_in_dim(cfg_, proj), pe);
-        const size_t b_pages = m.rank * pages_per_row(projection_out_dim(cfg_, proj), pe);
+        const auto a_pages =
+            static_cast<size_t>(pages_for_matrix(m.rank, projection_in_dim(cfg_, proj), pe));
+        const auto b_pages =
+            static_cast<size_t>(pages_for_matrix(m.rank, projection_out_dim(cfg_, proj), pe));
         auto& ref = modules[(static_cast<size_t>(slot) * num_layers + l) * kNumProjections + p];
         ref.rank = static_cast<int32_t>(m.rank);
         ref.scale = m.scale;

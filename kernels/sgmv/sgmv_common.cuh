@@ -1,11 +1,12 @@
-// Pieces shared by the shrink and expand kernels: token runs, paged-row addressing, typed vector
-// loads, and the host-side checks of the arguments. Private to kernels/sgmv/.
+// Pieces shared by the shrink and expand kernels: the per-segment tile list, flat paged addressing,
+// typed vector loads, and the host-side checks of the arguments. Private to kernels/sgmv/.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -14,8 +15,15 @@
 namespace quilt::kernels::sgmv::detail {
 
 inline constexpr int kWarpSize = 32;
+inline constexpr unsigned kFullMask = 0xffffffffu;
+// Both kernels run blocks of 4 warps: enough to hide latency, small enough that a decode batch of
+// one token still makes many blocks.
+inline constexpr int kWarps = 4;
+inline constexpr int kThreads = kWarps * kWarpSize;
 // 8 elements of a 2-byte type: one 16-byte load per thread, the widest single access.
 inline constexpr int kVecElems = 8;
+inline constexpr int kTile = kTensorCoreTokens;  // tokens per tile (WMMA's M)
+inline constexpr int kFrag = 16;                 // WMMA's N and K
 
 // ---- host side ---------------------------------------------------------------------------------
 
@@ -23,10 +31,11 @@ inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 1
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// The device code indexes rows and pages with 32-bit integers (cheaper address math); everything
-// that feeds those must fit, with kSlack to spare for an index that steps one tile past the end.
+// The device code indexes flat matrix elements and pages with 32-bit integers (cheaper address
+// math); everything that feeds those must fit, with kSlack to spare for a cursor that steps one
+// stride past the end.
 inline bool fits_i32(int64_t v) { return v >= 0 && v <= std::numeric_limits<int32_t>::max(); }
-inline constexpr int64_t kSlack = 4096;
+inline constexpr int64_t kSlack = 1 << 16;
 
 template <typename T>
 bool weights_ok(const PagedLoraWeights<T>& w) {
@@ -41,54 +50,87 @@ inline bool batch_ok(const LoraBatch& b) {
   return b.token_slots != nullptr;
 }
 
-inline bool use_token_tile(const LoraBatch& b, TokenTiling tiling) {
-  switch (tiling) {
-    case TokenTiling::kPerToken:
-      return false;
-    case TokenTiling::kTokenTile:
-      return true;
-    case TokenTiling::kAuto:
-      break;
-  }
-  return b.num_segments > 0 &&
-         b.num_tokens >= static_cast<int64_t>(kAutoTileMinSegmentLen) * b.num_segments;
+// A matrix of max_rank rows of `dim` is indexed flat in 32 bits.
+inline bool flat_fits(int64_t max_rank, int64_t dim) { return fits_i32(max_rank * dim + kSlack); }
+
+// grid.x: an upper bound of the tile count Σ_s ceil(len_s / kTile) that the device computes from
+// segment_starts (each segment has at most one partial tile, and no tile is empty). Blocks past
+// the real count leave at once.
+inline int64_t max_tiles(const LoraBatch& b) {
+  if (b.num_segments == 0) return b.num_tokens;
+  return std::min<int64_t>(b.num_tokens, b.num_segments + b.num_tokens / kTile);
 }
 
-// ---- device side -------------------------------------------------------------------------------
+// ---- device side: the tile list ----------------------------------------------------------------
 
-// A maximal run [t, end) of tokens inside one block's tile that share `slot` (-1: no adapter).
-struct TokenRun {
-  int32_t end;
+// One block's tokens [t0, t0 + n), all with adapter `slot` (-1: none). n == 0: no tile (the block
+// lies past the end of the list). tensor: run it on tensor cores.
+struct Tile {
+  int32_t t0;
+  int32_t n;
   int32_t slot;
+  bool tensor;
 };
 
-// Every thread of a block calls this with the same arguments and gets the same answer, which keeps
-// the control flow around it block-uniform (the expand kernel has barriers inside the run loop).
-// SGMV: the segment holding t by binary search over segment_starts (non-decreasing; empty segments
-// allowed); tokens outside [starts[0], starts[num_segments]) have no adapter, as in shrink_cpu.
-// BGMV: consecutive tokens with equal token_slots form one run, so a decode batch sorted by adapter
-// also reuses weights within a tile.
-__device__ __forceinline__ TokenRun find_run(const LoraBatch& b, int32_t t, int32_t t_end) {
+__device__ __forceinline__ int32_t tiles_of(int32_t len) { return (len + kTile - 1) / kTile; }
+
+__device__ __forceinline__ int32_t warp_sum_i32(int32_t v) {
+#pragma unroll
+  for (int o = kWarpSize / 2; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
+  return v;
+}
+
+// Tile number `item` of the batch. Every warp of a block computes it on its own, with the same
+// answer, so no shared memory and no barrier are needed and the control flow that depends on it
+// is block-uniform. Call with whole warps only.
+// SGMV: lanes each count the tiles of a contiguous range of segments (loads issued back to back),
+// a warp scan finds the lane whose range holds `item`, that lane walks its range again, and a warp
+// sum (only that lane contributes) hands its answer to every lane.
+// BGMV: tile `item` is token `item`.
+__device__ __forceinline__ Tile find_tile(const LoraBatch& b, int32_t item, LoraPath path) {
+  int32_t seg_len = 1;
+  Tile tile{0, 0, -1, false};
   if (b.num_segments > 0) {
+    const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
     const int32_t* starts = b.segment_starts;
-    // First index in [0, num_segments] whose start is > t; the segment before it holds t.
-    int32_t lo = 0, hi = b.num_segments + 1;
-    while (lo < hi) {
-      const int32_t mid = (lo + hi) >> 1;
-      if (__ldg(starts + mid) <= t)
-        lo = mid + 1;
-      else
-        hi = mid;
+    const int32_t per_lane = (b.num_segments + kWarpSize - 1) / kWarpSize;
+    const int32_t s_begin = min(lane * per_lane, b.num_segments);
+    const int32_t s_end = min(s_begin + per_lane, b.num_segments);
+    int32_t mine = 0;
+    for (int32_t s = s_begin; s < s_end; ++s) {
+      mine += tiles_of(__ldg(starts + s + 1) - __ldg(starts + s));
     }
-    const int32_t s = lo - 1;
-    if (s < 0) return {min(__ldg(starts), t_end), -1};
-    if (s >= b.num_segments) return {t_end, -1};
-    return {min(__ldg(starts + s + 1), t_end), __ldg(b.segment_slots + s)};
+    int32_t incl = mine;
+#pragma unroll
+    for (int o = 1; o < kWarpSize; o <<= 1) {
+      const int32_t up = __shfl_up_sync(kFullMask, incl, o);
+      if (lane >= o) incl += up;
+    }
+    int32_t t0 = 0, n = 0, slot1 = 0, len = 0;  // slot + 1, so that "not mine" sums to nothing
+    if (incl - mine <= item && item < incl) {
+      int32_t cum = incl - mine;
+      for (int32_t s = s_begin; s < s_end; ++s) {
+        const int32_t a = __ldg(starts + s), e = __ldg(starts + s + 1);
+        const int32_t nt = tiles_of(e - a);
+        if (item < cum + nt) {
+          t0 = a + (item - cum) * kTile;
+          n = min(kTile, e - t0);
+          slot1 = __ldg(b.segment_slots + s) + 1;
+          len = e - a;
+          break;
+        }
+        cum += nt;
+      }
+    }
+    tile.t0 = warp_sum_i32(t0);
+    tile.n = warp_sum_i32(n);
+    tile.slot = warp_sum_i32(slot1) - 1;
+    seg_len = warp_sum_i32(len);
+  } else if (item < b.num_tokens) {
+    tile = {item, 1, __ldg(b.token_slots + item), false};
   }
-  const int32_t slot = __ldg(b.token_slots + t);
-  int32_t end = t + 1;
-  while (end < t_end && __ldg(b.token_slots + end) == slot) ++end;
-  return {end, slot};
+  tile.tensor = path == LoraPath::kTensorCores || (path == LoraPath::kAuto && seg_len >= kTile);
+  return tile;
 }
 
 template <typename T>
@@ -97,6 +139,44 @@ __device__ __forceinline__ LoraModuleRef load_module(const PagedLoraWeights<T>& 
   const int64_t i = (static_cast<int64_t>(slot) * w.num_layers + layer) * w.num_projs + proj;
   return w.modules[i];
 }
+
+// ---- device side: paged addressing -------------------------------------------------------------
+
+// A position in a matrix stored flat across its page list (sgmv.h): page list entry and offset.
+// Moving it by a fixed step costs no division: the step is split once into whole pages and a rest.
+struct PageCursor {
+  int32_t page;
+  int32_t off;
+};
+struct PageStep {
+  int32_t pages;
+  int32_t rest;  // < page_elems
+};
+
+__device__ __forceinline__ PageCursor cursor_at(int32_t flat, int32_t pe) {
+  const int32_t page = flat / pe;
+  return {page, flat - page * pe};
+}
+__device__ __forceinline__ PageStep step_of(int32_t step, int32_t pe) {
+  const int32_t pages = step / pe;
+  return {pages, step - pages * pe};
+}
+__device__ __forceinline__ void advance(PageCursor& c, const PageStep& s, int32_t pe) {
+  c.page += s.pages;
+  c.off += s.rest;
+  if (c.off >= pe) {
+    c.off -= pe;
+    ++c.page;
+  }
+}
+// The address of the element under the cursor, for a matrix whose page list starts at `pages`.
+template <typename T>
+__device__ __forceinline__ const T* paged_ptr(const T* pool, const int32_t* pages, int32_t pe,
+                                              const PageCursor& c) {
+  return pool + static_cast<int64_t>(__ldg(pages + c.page)) * pe + c.off;
+}
+
+// ---- device side: element types ----------------------------------------------------------------
 
 template <typename T>
 struct Vec2;
@@ -154,9 +234,22 @@ __device__ __forceinline__ void load_ro(const T* p, float (&out)[kVec]) {
   }
 }
 
+// Copies kVec elements of read-only data from src (16-byte aligned when kVec == 8) to dst, or
+// zeros when !valid. Both bf16 and fp16 encode 0 as all-zero bits.
+template <int kVec, typename T>
+__device__ __forceinline__ void stage(T* dst, const T* src, bool valid) {
+  if constexpr (kVec == kVecElems) {
+    *reinterpret_cast<uint4*>(dst) =
+        valid ? __ldg(reinterpret_cast<const uint4*>(src)) : make_uint4(0, 0, 0, 0);
+  } else {
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) dst[i] = valid ? src[i] : from_float<T>(0.f);
+  }
+}
+
 // y[0..kVec) += acc, in float, rounded once to T. y is read and written by this thread only.
 template <int kVec, typename T>
-__device__ __forceinline__ void add_store(T* y, const float (&acc)[kVec]) {
+__device__ __forceinline__ void add_store(T* y, const float* acc) {
   if constexpr (kVec == kVecElems) {
     uint4 raw = *reinterpret_cast<const uint4*>(y);
     auto* h = reinterpret_cast<typename Vec2<T>::type*>(&raw);
@@ -174,7 +267,7 @@ __device__ __forceinline__ void add_store(T* y, const float (&acc)[kVec]) {
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
-  for (int o = kWarpSize / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  for (int o = kWarpSize / 2; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
   return v;
 }
 

@@ -1,6 +1,7 @@
 // The CPU reference of sgmv.h against a naive dense computation that knows nothing of pages.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -86,8 +87,8 @@ TEST_P(SgmvCpu, ShrinkMatchesDense) {
       const int32_t rank = token_rank(p, l, t, proj);
       for (int32_t j = 0; j < p.max_rank; ++j) {
         const float g = got.v[i][static_cast<size_t>(t) * p.max_rank + j];
-        if (j >= rank) {  // no adapter, rank 0, or past rank: untouched
-          bad += !is_sentinel(g);
+        if (j >= rank) {  // no adapter, rank 0, or past rank: written as 0
+          bad += std::bit_cast<uint32_t>(g) != 0;
           continue;
         }
         const std::vector<float>& a = p.a[l.token_slots[t] * kNumProjs + proj];
@@ -172,13 +173,24 @@ INSTANTIATE_TEST_SUITE_P(Widths, SgmvCpu,
 
 TEST(SgmvCpuLayout, PagesAreScatteredAndRowsSpanPages) {
   const Problem p = make_problem(spec(176, 100, 48, 5));
-  // The test's premise: a row's pages are not consecutive in the pool.
+  // The test's premise: a matrix's pages are not consecutive in the pool.
   const LoraModuleRef& m = p.module(3, 0);  // rank 128
   int consecutive = 0;
   for (int q = 0; q + 1 < 4; ++q) {
     consecutive += p.page_indices[m.a_pages + q + 1] == p.page_indices[m.a_pages + q] + 1;
   }
   EXPECT_LT(consecutive, 3);
+  // Flat storage: 128 rows of 176 take ceil(128 · 176 / 48) pages, not 128 · ceil(176 / 48).
+  EXPECT_EQ(m.bt_pages - m.a_pages, (128 * 176 + 47) / 48);
+}
+
+// A narrow matrix packs several rows to a page: GQA's k/v Bᵀ (out_dim = hidden / 4) wastes at most
+// one partial page per matrix.
+TEST(SgmvCpuLayout, NarrowMatricesSharePages) {
+  EXPECT_EQ(pages_for_matrix(16, 1024, 4096), 4);
+  EXPECT_EQ(pages_for_matrix(16, 4096, 4096), 16);
+  EXPECT_EQ(pages_for_matrix(3, 1000, 4096), 1);
+  EXPECT_EQ(pages_for_matrix(0, 1000, 4096), 0);
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
-// The CUDA shrink/expand kernels against the CPU reference, on the same bf16/fp16-rounded values.
+// The CUDA shrink/expand kernels against the CPU reference, on the same bf16/fp16-rounded values,
+// on a GPU and in the CUDA simulator (small shapes there: it is ~1000x slower than a GPU).
 //
-// Outputs are poisoned before every launch: v with a NaN sentinel (every element the contract
-// writes must change, every other must keep the exact bits), y rows of tokens without adapter with
-// a NaN bit pattern that any arithmetic would change. Expand inputs carry the sentinel past each
-// token's rank, and unused pool memory is NaN, so an over-read turns into NaN in y.
+// Outputs are poisoned before every launch: v with a NaN sentinel (the contract writes every
+// element: the value below rank, exact zeros elsewhere), y with a NaN bit pattern that any
+// arithmetic would change on rows of tokens without adapter and in the padding between fused
+// projections. Expand inputs carry the sentinel past each token's rank, and unused pool memory is
+// NaN, so an over-read turns into NaN in y.
 #include "kernels/sgmv/sgmv_cuda.h"
 
 #include <cuda_bf16.h>
@@ -11,6 +13,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -38,11 +41,20 @@ bool cuda_device_present(std::string* why) {
   return n > 0;
 }
 
+// On a machine without a GPU the device tests skip; in the simulator they must always run.
+#ifdef QUILT_CUDA_SIM
+#define QUILT_SKIP_WITHOUT_CUDA_DEVICE()                                                    \
+  do {                                                                                      \
+    std::string why_;                                                                       \
+    if (!cuda_device_present(&why_)) FAIL() << "the simulator reports no device: " << why_; \
+  } while (0)
+#else
 #define QUILT_SKIP_WITHOUT_CUDA_DEVICE()                                         \
   do {                                                                           \
     std::string why_;                                                            \
     if (!cuda_device_present(&why_)) GTEST_SKIP() << "no CUDA device: " << why_; \
   } while (0)
+#endif
 
 template <typename T>
 struct Elem;
@@ -125,9 +137,9 @@ constexpr int32_t kProjs[kNumProjs] = {2, 0, 1};  // permuted, to catch index mi
 
 // CPU references of one layout: values and Σ|terms| (the scale of the rounding error allowed).
 struct Reference {
-  std::vector<float> v[kNumProjs], v_mag[kNumProjs];  // shrink
-  std::vector<float> v_in[kNumProjs];                 // expand inputs (per proj)
-  std::vector<float> y0[kNumProjs], y[kNumProjs], y_mag[kNumProjs];
+  std::vector<float> v[kNumProjs], v_mag[kNumProjs];                 // shrink, in kProjs order
+  std::vector<float> v_in[kNumProjs];                                // expand inputs, by proj
+  std::vector<float> y0[kNumProjs], y[kNumProjs], y_mag[kNumProjs];  // by proj, own width
 };
 
 void cpu_shrink(const Problem& p, const PagedLoraWeights<float>& w, const Layout& l,
@@ -144,7 +156,7 @@ void cpu_shrink(const Problem& p, const PagedLoraWeights<float>& w, const Layout
 void cpu_expand(const Problem& p, const PagedLoraWeights<float>& w, const Layout& l, int32_t proj,
                 const std::vector<float>& v, std::vector<float>& y) {
   expand_cpu(w, l.batch(p.max_rank, !l.segment_slots.empty()),
-             ExpandArgs{v.data(), y.data(), p.spec.out_dim, kLayer, proj});
+             ExpandArgs{v.data(), y.data(), p.spec.out_dim_of(proj), kLayer, proj});
 }
 
 template <typename T>
@@ -158,7 +170,7 @@ Reference make_reference(const Problem& p, const Layout& l, const std::vector<fl
   cpu_shrink(p, abs_w, l, abs_of(x), r.v_mag);
   for (int32_t proj = 0; proj < kNumProjs; ++proj) {
     r.v_in[proj] = make_expand_v(p, l, proj, seed + proj);
-    r.y0[proj] = random_values(static_cast<size_t>(l.num_tokens) * p.spec.out_dim, 0.05f,
+    r.y0[proj] = random_values(static_cast<size_t>(l.num_tokens) * p.spec.out_dim_of(proj), 0.05f,
                                seed + 10 + proj, Elem<T>::round);
     r.y[proj] = r.y0[proj];
     cpu_expand(p, p.weights(), l, proj, r.v_in[proj], r.y[proj]);
@@ -168,91 +180,137 @@ Reference make_reference(const Problem& p, const Layout& l, const std::vector<fl
   return r;
 }
 
-// v: sentinel exactly where the reference left it, close values everywhere else.
-void expect_v_matches(const std::vector<float>& got, const std::vector<float>& ref,
+// v: exact +0 past each token's rank (and for tokens without adapter), close values below it.
+void expect_v_matches(const Problem& p, const Layout& l, int32_t proj,
+                      const std::vector<float>& got, const std::vector<float>& ref,
                       const std::vector<float>& mag) {
   ASSERT_EQ(got.size(), ref.size());
-  size_t touched_untouchable = 0, wrong = 0, first_wrong = SIZE_MAX;
+  size_t not_zero = 0, wrong = 0, first_wrong = SIZE_MAX;
   double d2 = 0, r2 = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    if (is_sentinel(ref[i])) {
-      touched_untouchable += !is_sentinel(got[i]);
-      continue;
+  for (int32_t t = 0; t < l.num_tokens; ++t) {
+    const int32_t rank = token_rank(p, l, t, proj);
+    for (int32_t j = 0; j < p.max_rank; ++j) {
+      const size_t i = static_cast<size_t>(t) * p.max_rank + j;
+      if (j >= rank) {
+        not_zero += std::bit_cast<uint32_t>(got[i]) != 0;
+        continue;
+      }
+      const double d = double{got[i]} - ref[i];
+      if (!(std::fabs(d) <= 1e-3 * mag[i] + 1e-6)) {
+        if (wrong++ == 0) first_wrong = i;
+      }
+      d2 += d * d;
+      r2 += double{ref[i]} * ref[i];
     }
-    const double d = double{got[i]} - ref[i];
-    if (!(std::fabs(d) <= 1e-3 * mag[i] + 1e-6)) {
-      if (wrong++ == 0) first_wrong = i;
-    }
-    d2 += d * d;
-    r2 += double{ref[i]} * ref[i];
   }
-  EXPECT_EQ(touched_untouchable, 0u) << "v elements that must stay untouched were written";
+  EXPECT_EQ(not_zero, 0u) << "v elements past rank (or without adapter) are not +0";
   EXPECT_EQ(wrong, 0u) << "first at " << first_wrong << ": got " << (wrong ? got[first_wrong] : 0.f)
                        << " want " << (wrong ? ref[first_wrong] : 0.f);
   ASSERT_GT(r2, 0.0);
   EXPECT_LT(std::sqrt(d2 / r2), 1e-2);
 }
 
-// y: rows of tokens without adapter keep the poison bits; the rest match y0 + delta.
-template <typename T>
-void expect_y_matches(const Problem& p, const Layout& l, int32_t proj, const std::vector<T>& got,
-                      const Reference& r) {
-  const int64_t out_dim = p.spec.out_dim;
-  size_t touched_untouchable = 0, wrong = 0, first_wrong = SIZE_MAX;
-  double d2 = 0, delta2 = 0;
-  for (int32_t t = 0; t < l.num_tokens; ++t) {
-    const bool touched = token_rank(p, l, t, proj) > 0;
-    for (int64_t n = 0; n < out_dim; ++n) {
-      const size_t i = static_cast<size_t>(t) * out_dim + n;
-      if (!touched) {
-        touched_untouchable += bits_of(got[i]) != kSentinelT;
-        continue;
-      }
-      const double g = Elem<T>::to(got[i]), want = r.y[proj][i];
-      const double d = g - want;
-      if (!(std::fabs(d) <=
-            Elem<T>::kRelRound * std::fabs(want) + 1e-4 * r.y_mag[proj][i] + 1e-6)) {
-        if (wrong++ == 0) first_wrong = i;
-      }
-      d2 += d * d;
-      delta2 += (want - r.y0[proj][i]) * (want - r.y0[proj][i]);
-    }
+// One fused expand: projections `projs` side by side in rows of `stride`, starting at `offsets`.
+struct FusedOut {
+  std::vector<int32_t> projs;
+  std::vector<int64_t> offsets;
+  int64_t stride;
+};
+
+// Packs (proj 0, proj 1, ...) in the given order with `gap` poisoned columns after each.
+FusedOut fused_out(const Problem& p, std::vector<int32_t> projs, int64_t gap) {
+  FusedOut f{std::move(projs), {}, 0};
+  for (int32_t proj : f.projs) {
+    f.offsets.push_back(f.stride);
+    f.stride += p.spec.out_dim_of(proj) + gap;
   }
-  EXPECT_EQ(touched_untouchable, 0u) << "rows of tokens without adapter were written";
-  EXPECT_EQ(wrong, 0u) << "first at " << first_wrong << ": got "
-                       << (wrong ? Elem<T>::to(got[first_wrong]) : 0.f) << " want "
-                       << (wrong ? r.y[proj][first_wrong] : 0.f);
-  ASSERT_GT(delta2, 0.0);
-  EXPECT_LT(std::sqrt(d2 / delta2), 1e-2);
+  return f;
 }
 
-// y0 as uploaded: the reference's values, the poison on rows no module may touch.
+// y0 as uploaded: the reference's values, the poison where nothing may write.
 template <typename T>
-std::vector<T> poisoned_y0(const Problem& p, const Layout& l, int32_t proj, const Reference& r) {
-  std::vector<T> y = to_elems<T>(r.y0[proj]);
-  for (int32_t t = 0; t < l.num_tokens; ++t) {
-    if (token_rank(p, l, t, proj) > 0) continue;
-    std::fill_n(y.begin() + static_cast<int64_t>(t) * p.spec.out_dim, p.spec.out_dim,
-                from_bits<T>(kSentinelT));
+std::vector<T> poisoned_y0(const Problem& p, const Layout& l, const FusedOut& f,
+                           const Reference& r) {
+  std::vector<T> y(static_cast<size_t>(l.num_tokens) * f.stride, from_bits<T>(kSentinelT));
+  for (size_t i = 0; i < f.projs.size(); ++i) {
+    const int32_t proj = f.projs[i];
+    const int64_t od = p.spec.out_dim_of(proj);
+    for (int32_t t = 0; t < l.num_tokens; ++t) {
+      if (token_rank(p, l, t, proj) == 0) continue;
+      for (int64_t n = 0; n < od; ++n) {
+        y[t * f.stride + f.offsets[i] + n] = Elem<T>::from(r.y0[proj][t * od + n]);
+      }
+    }
   }
   return y;
 }
 
+// y: the poison where nothing may write; y0 + delta in each projection's columns.
+template <typename T>
+void expect_y_matches(const Problem& p, const Layout& l, const FusedOut& f,
+                      const std::vector<T>& got, const Reference& r) {
+  ASSERT_EQ(got.size(), static_cast<size_t>(l.num_tokens) * f.stride);
+  std::vector<bool> owned(got.size(), false);
+  for (size_t i = 0; i < f.projs.size(); ++i) {
+    const int32_t proj = f.projs[i];
+    SCOPED_TRACE("expand proj " + std::to_string(proj));
+    const int64_t od = p.spec.out_dim_of(proj);
+    size_t wrong = 0, first_wrong = SIZE_MAX;
+    double d2 = 0, delta2 = 0;
+    for (int32_t t = 0; t < l.num_tokens; ++t) {
+      if (token_rank(p, l, t, proj) == 0) continue;
+      for (int64_t n = 0; n < od; ++n) {
+        const size_t gi = static_cast<size_t>(t) * f.stride + f.offsets[i] + n;
+        const size_t ri = static_cast<size_t>(t) * od + n;
+        owned[gi] = true;
+        const double g = Elem<T>::to(got[gi]), want = r.y[proj][ri];
+        const double d = g - want;
+        if (!(std::fabs(d) <=
+              Elem<T>::kRelRound * std::fabs(want) + 1e-4 * r.y_mag[proj][ri] + 1e-6)) {
+          if (wrong++ == 0) first_wrong = ri;
+        }
+        d2 += d * d;
+        delta2 += (want - r.y0[proj][ri]) * (want - r.y0[proj][ri]);
+      }
+    }
+    EXPECT_EQ(wrong, 0u) << "first at " << first_wrong << " (token " << first_wrong / od << ")";
+    ASSERT_GT(delta2, 0.0);
+    EXPECT_LT(std::sqrt(d2 / delta2), 1e-2);
+  }
+  size_t touched_untouchable = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    touched_untouchable += !owned[i] && bits_of(got[i]) != kSentinelT;
+  }
+  EXPECT_EQ(touched_untouchable, 0u) << "elements no module owns were written";
+}
+
 struct WidthCase {
   int64_t in_dim, out_dim, page_elems;
+  int64_t kv_out_dim;  // projections 1 and 2 (k, v): GQA's narrow outputs; 0 = out_dim
 };
-// Rows span pages everywhere but the last case; 176 and 100 are not multiples of 64 (100 and page
-// sizes 40 and 4100 not of 8: the scalar path); 4096 / 11008 are Llama-7B's hidden and MLP widths.
-constexpr WidthCase kWidths[] = {{32, 64, 16},      {64, 32, 64},        {176, 100, 48},
-                                 {100, 176, 40},    {4096, 11008, 1024}, {11008, 4096, 4096},
-                                 {4096, 4096, 4100}};
 
-// Ranks 1..256 per (slot, proj), rank 0 included.
+// Rows span pages almost everywhere; 176 and 100 are not multiples of 8 (nor page sizes 40, 4100):
+// the scalar paths.
+#ifdef QUILT_CUDA_SIM
+constexpr WidthCase kWidths[] = {{64, 128, 48, 32}, {176, 100, 40, 0}, {256, 64, 256, 16}};
+#else
+// 4096 / 11008 are Llama-7B's hidden and MLP widths; 1024 a GQA k/v width at hidden 4096.
+constexpr WidthCase kWidths[] = {{32, 64, 16, 0},        {64, 32, 64, 0},
+                                 {176, 100, 48, 0},      {100, 176, 40, 24},
+                                 {4096, 11008, 1024, 0}, {11008, 4096, 4096, 1024},
+                                 {4096, 4096, 4100, 0},  {4096, 4096, 4096, 1024}};
+#endif
+
+// Mixed ranks per (slot, proj), 0 included; 256 once in the simulator, where it costs the most.
 ProblemSpec spec_for(const WidthCase& w, uint64_t seed, RoundFn round) {
-  return {
-      w.in_dim,     w.out_dim,
-      w.page_elems, {{16, 8, 0}, {128, 64, 128}, {1, 4, 1}, {64, 0, 16}, {8, 16, 4}, {256, 1, 0}},
-      seed,         round};
+  ProblemSpec s{w.in_dim, w.out_dim, w.page_elems, {}, seed, round};
+#ifdef QUILT_CUDA_SIM
+  s.ranks = {{16, 8, 0}, {1, 64, 1}, {8, 16, 4}, {64, 0, 16}, {256, 1, 8}};
+#else
+  s.ranks = {{16, 8, 0}, {128, 64, 128}, {1, 4, 1}, {64, 0, 16}, {8, 16, 4}, {256, 1, 0}};
+#endif
+  if (w.kv_out_dim > 0) s.proj_out_dim = {0, w.kv_out_dim, w.kv_out_dim};
+  return s;
 }
 
 struct NamedLayout {
@@ -261,15 +319,35 @@ struct NamedLayout {
   bool segments;
 };
 
+// Long segments (tensor cores, with partial tiles) and short ones (CUDA cores) in one launch,
+// empty segments, slot -1, repeated slots; then decode-shaped batches.
 std::vector<NamedLayout> layouts(int32_t num_slots, uint64_t seed) {
-  const Layout long_segs = segment_layout(
-      {{1, 11}, {-1, 3}, {0, 9}, {2, 0}, {5, 10}, {3, 1}, {4, 17}, {2, 2}, {-1, 1}, {1, 4}});
+#ifdef QUILT_CUDA_SIM
+  const Layout mixed = segment_layout(
+      {{1, 17}, {-1, 2}, {0, 1}, {2, 0}, {4, 1}, {3, 2}, {4, 16}, {2, 1}});  // 40 tokens
+  constexpr int32_t kDecode = 12;
+#else
+  const Layout mixed = segment_layout({{1, 11},
+                                       {-1, 3},
+                                       {0, 40},
+                                       {2, 0},
+                                       {5, 1},
+                                       {3, 1},
+                                       {4, 17},
+                                       {2, 2},
+                                       {-1, 1},
+                                       {1, 4},
+                                       {0, 33},
+                                       {5, 64}});
+  constexpr int32_t kDecode = 48;
+#endif
   std::vector<std::pair<int32_t, int32_t>> singles;
-  for (int32_t s : random_slots(24, num_slots, seed)) singles.push_back({s, 1});
-  return {{"sgmv_long_segments", long_segs, true},
-          {"bgmv_sorted", per_token_layout(long_segs.token_slots), false},
-          {"sgmv_single_token_segments", segment_layout(singles), true},
-          {"bgmv_unsorted", per_token_layout(random_slots(45, num_slots, seed + 1)), false}};
+  for (int32_t s : random_slots(kDecode, num_slots, seed)) singles.push_back({s, 1});
+  return {
+      {"sgmv_mixed_long_and_short", mixed, true},
+      {"bgmv_sorted", per_token_layout(mixed.token_slots), false},
+      {"sgmv_single_token_segments", segment_layout(singles), true},
+      {"bgmv_unsorted", per_token_layout(random_slots(kDecode + 3, num_slots, seed + 1)), false}};
 }
 
 template <typename T>
@@ -283,80 +361,165 @@ struct ElemNames {
 };
 TYPED_TEST_SUITE(SgmvCuda, ElemTypes, ElemNames);
 
-// Runs shrink (q, k, v fused) and expand (each proj) for every layout and tiling, fresh poison
-// each.
+// Everything one layout needs on the device, with the CPU reference.
 template <typename T>
-void check_case(const WidthCase& w, uint64_t seed) {
+struct Case {
+  Case(const Problem& p, const NamedLayout& nl, uint64_t seed)
+      : p(p),
+        l(nl.layout),
+        x(random_values(static_cast<size_t>(l.num_tokens) * p.spec.in_dim, 1.f, seed,
+                        Elem<T>::round)),
+        r(make_reference<T>(p, l, x, seed + 1)),
+        dl(l),
+        dx(to_elems<T>(x)),
+        segments(nl.segments) {}
+
+  LoraBatch batch() const { return dl.batch(p.max_rank, segments); }
+
+  // Shrink of q, k, v fused; checks every v.
+  void check_shrink(const PagedLoraWeights<T>& w, LoraPath path, int32_t split_k) {
+    ShrinkParams<T> sp{w,         batch(), dx.get(), p.spec.in_dim, kLayer,
+                       kNumProjs, {},      {},       path,          split_k};
+    std::vector<DeviceBuffer<float>> dv;
+    const std::vector<float> poison(static_cast<size_t>(l.num_tokens) * p.max_rank, sentinel());
+    for (int i = 0; i < kNumProjs; ++i) {
+      dv.emplace_back(poison);
+      ASSERT_TRUE(dv.back().ok());
+      sp.projs[i] = kProjs[i];
+      sp.v[i] = dv.back().get();
+    }
+    ASSERT_EQ(shrink_cuda(sp, nullptr), cudaSuccess);
+    ASSERT_EQ(QUILT_CUDA_CHECK(cudaDeviceSynchronize()), cudaSuccess);
+    for (int i = 0; i < kNumProjs; ++i) {
+      SCOPED_TRACE("shrink proj " + std::to_string(kProjs[i]));
+      std::vector<float> got;
+      ASSERT_EQ(dv[i].copy_to_host(got), cudaSuccess);
+      expect_v_matches(p, l, kProjs[i], got, r.v[i], r.v_mag[i]);
+    }
+  }
+
+  // Expand of f.projs fused into one row; checks the whole of y.
+  void check_expand(const PagedLoraWeights<T>& w, LoraPath path, const FusedOut& f) {
+    std::vector<DeviceBuffer<float>> dv;
+    ExpandParams<T> ep{w,       batch(),  kLayer, static_cast<int32_t>(f.projs.size()),
+                       {},      {},       {},     {},
+                       nullptr, f.stride, path};
+    for (size_t i = 0; i < f.projs.size(); ++i) {
+      dv.emplace_back(r.v_in[f.projs[i]]);
+      ASSERT_TRUE(dv.back().ok());
+      ep.projs[i] = f.projs[i];
+      ep.v[i] = dv.back().get();
+      ep.out_dim[i] = p.spec.out_dim_of(f.projs[i]);
+      ep.col_offset[i] = f.offsets[i];
+    }
+    DeviceBuffer<T> dy(poisoned_y0<T>(p, l, f, r));
+    ASSERT_TRUE(dy.ok());
+    ep.y = dy.get();
+    ASSERT_EQ(expand_cuda(ep, nullptr), cudaSuccess);
+    ASSERT_EQ(QUILT_CUDA_CHECK(cudaDeviceSynchronize()), cudaSuccess);
+    std::vector<T> got;
+    ASSERT_EQ(dy.copy_to_host(got), cudaSuccess);
+    expect_y_matches<T>(p, l, f, got, r);
+  }
+
+  const Problem& p;
+  const Layout& l;
+  std::vector<float> x;
+  Reference r;
+  DeviceLayout dl;
+  DeviceBuffer<T> dx;
+  bool segments;
+};
+
+constexpr LoraPath kPaths[] = {LoraPath::kAuto, LoraPath::kCudaCores, LoraPath::kTensorCores};
+const char* path_name(LoraPath path) {
+  switch (path) {
+    case LoraPath::kAuto:
+      return "auto";
+    case LoraPath::kCudaCores:
+      return "cuda_cores";
+    case LoraPath::kTensorCores:
+      return "tensor_cores";
+  }
+  return "?";
+}
+
+// Every width, layout and path: shrink fused over q, k, v (auto split-K), expand of q, k, v fused
+// into one row (with poisoned gaps, k and v narrow where the width case says so), and expand of
+// one projection alone into rows of its own width.
+template <typename T>
+void check_width(const WidthCase& w, uint64_t seed) {
   const Problem p = make_problem(spec_for(w, seed, Elem<T>::round));
   DeviceWeights<T> dw(p);
   ASSERT_TRUE(dw.ok());
+  const FusedOut qkv = fused_out(p, {0, 1, 2}, /*gap=*/8);
+  const FusedOut k_alone = fused_out(p, {1}, /*gap=*/0);
   for (const NamedLayout& nl : layouts(p.num_slots, seed + 1)) {
     SCOPED_TRACE(nl.name);
-    const Layout& l = nl.layout;
-    const std::vector<float> x =
-        random_values(static_cast<size_t>(l.num_tokens) * w.in_dim, 1.f, seed + 2, Elem<T>::round);
-    const Reference r = make_reference<T>(p, l, x, seed + 3);
-    DeviceLayout dl(l);
-    DeviceBuffer<T> dx(to_elems<T>(x));
-    ASSERT_TRUE(dl.ok() && dx.ok());
-    const LoraBatch batch = dl.batch(p.max_rank, nl.segments);
-
-    for (TokenTiling tiling :
-         {TokenTiling::kPerToken, TokenTiling::kTokenTile, TokenTiling::kAuto}) {
-      SCOPED_TRACE("tiling " + std::to_string(static_cast<int>(tiling)));
-      ShrinkParams<T> sp{dw.get(), batch, dx.get(), w.in_dim, kLayer, kNumProjs, {}, {}, tiling};
-      std::vector<DeviceBuffer<float>> dv;
-      const std::vector<float> poison(static_cast<size_t>(l.num_tokens) * p.max_rank, sentinel());
-      for (int i = 0; i < kNumProjs; ++i) {
-        dv.emplace_back(poison);
-        ASSERT_TRUE(dv.back().ok());
-        sp.projs[i] = kProjs[i];
-        sp.v[i] = dv.back().get();
-      }
-      ASSERT_EQ(shrink_cuda(sp, nullptr), cudaSuccess);
-      ASSERT_EQ(QUILT_CUDA_CHECK(cudaDeviceSynchronize()), cudaSuccess);
-      for (int i = 0; i < kNumProjs; ++i) {
-        SCOPED_TRACE("shrink proj " + std::to_string(kProjs[i]));
-        std::vector<float> got;
-        ASSERT_EQ(dv[i].copy_to_host(got), cudaSuccess);
-        expect_v_matches(got, r.v[i], r.v_mag[i]);
-      }
-
-      for (int32_t proj = 0; proj < kNumProjs; ++proj) {
-        SCOPED_TRACE("expand proj " + std::to_string(proj));
-        DeviceBuffer<float> dvin(r.v_in[proj]);
-        DeviceBuffer<T> dy(poisoned_y0<T>(p, l, proj, r));
-        ASSERT_TRUE(dvin.ok() && dy.ok());
-        const ExpandParams<T> ep{dw.get(),  batch,  dvin.get(), dy.get(),
-                                 w.out_dim, kLayer, proj,       tiling};
-        ASSERT_EQ(expand_cuda(ep, nullptr), cudaSuccess);
-        ASSERT_EQ(QUILT_CUDA_CHECK(cudaDeviceSynchronize()), cudaSuccess);
-        std::vector<T> got;
-        ASSERT_EQ(dy.copy_to_host(got), cudaSuccess);
-        expect_y_matches<T>(p, l, proj, got, r);
-      }
+    Case<T> c(p, nl, seed + 2);
+    ASSERT_TRUE(c.dl.ok() && c.dx.ok());
+    for (LoraPath path : kPaths) {
+      SCOPED_TRACE(path_name(path));
+      c.check_shrink(dw.get(), path, /*split_k=*/0);
+      c.check_expand(dw.get(), path, qkv);
+      c.check_expand(dw.get(), path, k_alone);
+      if (::testing::Test::HasFatalFailure()) return;
     }
   }
 }
 
-TYPED_TEST(SgmvCuda, MatchesCpuReferenceOnEveryWidthLayoutAndTiling) {
+TYPED_TEST(SgmvCuda, MatchesCpuReferenceOnEveryWidthLayoutAndPath) {
   QUILT_SKIP_WITHOUT_CUDA_DEVICE();
   uint64_t seed = 1000;
   for (const WidthCase& w : kWidths) {
     SCOPED_TRACE(std::to_string(w.in_dim) + "x" + std::to_string(w.out_dim) + " page " +
-                 std::to_string(w.page_elems));
-    check_case<TypeParam>(w, seed);
+                 std::to_string(w.page_elems) + " kv " + std::to_string(w.kv_out_dim));
+    check_width<TypeParam>(w, seed);
     seed += 100;
     if (::testing::Test::HasFatalFailure()) return;
   }
 }
 
+// Split-K: explicit slice counts (1 = plain stores; others add into the zeroed v), on a batch of
+// one token (where auto split-K kicks in) and on the mixed layout, both paths.
+TYPED_TEST(SgmvCuda, SplitKMatchesCpuReference) {
+  QUILT_SKIP_WITHOUT_CUDA_DEVICE();
+  using T = TypeParam;
+#ifdef QUILT_CUDA_SIM
+  const WidthCase w{320, 64, 64, 0};
+#else
+  const WidthCase w{4096, 1024, 1024, 0};
+#endif
+  const Problem p = make_problem(spec_for(w, 55, Elem<T>::round));
+  DeviceWeights<T> dw(p);
+  ASSERT_TRUE(dw.ok());
+  const NamedLayout one_token{"one_token", segment_layout({{1, 1}}), true};
+  const NamedLayout one_bgmv{"one_token_bgmv", per_token_layout({4}), false};
+  for (const NamedLayout& nl : {one_token, one_bgmv, layouts(p.num_slots, 56)[0]}) {
+    SCOPED_TRACE(nl.name);
+    Case<T> c(p, nl, 57);
+    ASSERT_TRUE(c.dl.ok() && c.dx.ok());
+    for (int32_t split : {0, 1, 2, 3, 1000}) {
+      SCOPED_TRACE("split_k " + std::to_string(split));
+      for (LoraPath path : {LoraPath::kAuto, LoraPath::kTensorCores}) {
+        SCOPED_TRACE(path_name(path));
+        c.check_shrink(dw.get(), path, split);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
 // Captured into a graph and replayed, the launches give the same results: no host sync, no
-// allocation and no host read inside them.
+// allocation and no host read inside them (split-K's memset included).
 TYPED_TEST(SgmvCuda, LaunchesAreGraphCapturable) {
   QUILT_SKIP_WITHOUT_CUDA_DEVICE();
   using T = TypeParam;
-  const WidthCase w{4096, 1000, 1024};
+#ifdef QUILT_CUDA_SIM
+  const WidthCase w{256, 96, 64, 0};
+#else
+  const WidthCase w{4096, 1000, 1024, 0};
+#endif
   const Problem p = make_problem(spec_for(w, 77, Elem<T>::round));
   const NamedLayout nl = layouts(p.num_slots, 78)[0];
   const Layout& l = nl.layout;
@@ -368,7 +531,8 @@ TYPED_TEST(SgmvCuda, LaunchesAreGraphCapturable) {
   DeviceBuffer<T> dx(to_elems<T>(x));
   const std::vector<float> poison(static_cast<size_t>(l.num_tokens) * p.max_rank, sentinel());
   DeviceBuffer<float> dv0(poison), dv1(poison), dv2(poison), dvin(r.v_in[0]);
-  DeviceBuffer<T> dy(poisoned_y0<T>(p, l, 0, r));
+  const FusedOut f = fused_out(p, {0}, 0);
+  DeviceBuffer<T> dy(poisoned_y0<T>(p, l, f, r));
   ASSERT_TRUE(dw.ok() && dl.ok() && dx.ok() && dv0.ok() && dv1.ok() && dv2.ok() && dvin.ok() &&
               dy.ok());
   const LoraBatch batch = dl.batch(p.max_rank, nl.segments);
@@ -379,8 +543,11 @@ TYPED_TEST(SgmvCuda, LaunchesAreGraphCapturable) {
                            kLayer,
                            kNumProjs,
                            {kProjs[0], kProjs[1], kProjs[2]},
-                           {dv0.get(), dv1.get(), dv2.get()}};
-  const ExpandParams<T> ep{dw.get(), batch, dvin.get(), dy.get(), w.out_dim, kLayer, 0};
+                           {dv0.get(), dv1.get(), dv2.get()},
+                           LoraPath::kAuto,
+                           /*split_k=*/2};
+  const ExpandParams<T> ep{dw.get(),     batch,       kLayer, 1,        {0},
+                           {dvin.get()}, {w.out_dim}, {0},    dy.get(), w.out_dim};
 
   cudaStream_t stream;
   ASSERT_EQ(QUILT_CUDA_CHECK(cudaStreamCreate(&stream)), cudaSuccess);
@@ -402,11 +569,11 @@ TYPED_TEST(SgmvCuda, LaunchesAreGraphCapturable) {
   for (int i = 0; i < kNumProjs; ++i) {
     std::vector<float> got;
     ASSERT_EQ(dvs[i]->copy_to_host(got), cudaSuccess);
-    expect_v_matches(got, r.v[i], r.v_mag[i]);
+    expect_v_matches(p, l, kProjs[i], got, r.v[i], r.v_mag[i]);
   }
   std::vector<T> got_y;
   ASSERT_EQ(dy.copy_to_host(got_y), cudaSuccess);
-  expect_y_matches<T>(p, l, 0, got_y, r);
+  expect_y_matches<T>(p, l, f, got_y, r);
 }
 
 // Host-side checks reject bad arguments before touching the device, so these run without one.
@@ -431,13 +598,22 @@ TEST(SgmvCudaArgs, RejectsInconsistentArgumentsWithoutLaunching) {
   sp.projs[0] = 1;  // num_projs of the weights is 1
   EXPECT_EQ(shrink_cuda(sp, nullptr), cudaErrorInvalidValue);
   sp.projs[0] = 0;
+  sp.split_k = -1;
+  EXPECT_EQ(shrink_cuda(sp, nullptr), cudaErrorInvalidValue);
+  sp.split_k = 0;
   sp.batch.token_slots = nullptr;  // BGMV without slots
   EXPECT_EQ(shrink_cuda(sp, nullptr), cudaErrorInvalidValue);
 
-  ExpandParams<__nv_bfloat16> ep{w, batch, v, pool, 0, 0, 0};  // out_dim 0
+  ExpandParams<__nv_bfloat16> ep{w, batch, 0, 1, {0}, {v}, {0}, {0}, pool, 8};  // out_dim 0
   EXPECT_EQ(expand_cuda(ep, nullptr), cudaErrorInvalidValue);
-  ep.out_dim = 8;
-  ep.proj = -1;
+  ep.out_dim[0] = 8;
+  ep.projs[0] = -1;
+  EXPECT_EQ(expand_cuda(ep, nullptr), cudaErrorInvalidValue);
+  ep.projs[0] = 0;
+  ep.col_offset[0] = 4;  // 4 + 8 > y_row_stride 8
+  EXPECT_EQ(expand_cuda(ep, nullptr), cudaErrorInvalidValue);
+  ep.col_offset[0] = 0;
+  ep.num_projs = 2;  // projs[1] = 0 but v[1] is null
   EXPECT_EQ(expand_cuda(ep, nullptr), cudaErrorInvalidValue);
 }
 
@@ -450,7 +626,8 @@ TEST(SgmvCudaArgs, EmptyBatchIsANoOp) {
   const LoraBatch empty{0, ints, 0, nullptr, nullptr, 4};
   EXPECT_EQ(shrink_cuda(ShrinkParams<__half>{w, empty, pool, 8, 0, 1, {0}, {v}}, nullptr),
             cudaSuccess);
-  EXPECT_EQ(expand_cuda(ExpandParams<__half>{w, empty, v, pool, 8, 0, 0}, nullptr), cudaSuccess);
+  EXPECT_EQ(expand_cuda(ExpandParams<__half>{w, empty, 0, 1, {0}, {v}, {8}, {0}, pool, 8}, nullptr),
+            cudaSuccess);
 }
 
 }  // namespace

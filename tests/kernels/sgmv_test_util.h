@@ -37,6 +37,12 @@ struct ProblemSpec {
   std::vector<std::array<int32_t, kNumProjs>> ranks;  // [slot][proj] at kLayer; 0 = not targeted
   uint64_t seed;
   RoundFn round = no_rounding;  // every stored weight passes through it (to bf16/fp16 and back)
+  // Per-projection Bᵀ widths where they differ (GQA's narrow k/v); 0 = out_dim.
+  std::array<int64_t, kNumProjs> proj_out_dim{};
+
+  int64_t out_dim_of(int32_t proj) const {
+    return proj_out_dim[proj] > 0 ? proj_out_dim[proj] : out_dim;
+  }
 };
 
 struct Problem {
@@ -47,7 +53,7 @@ struct Problem {
   std::vector<int32_t> page_indices;
   std::vector<LoraModuleRef> modules;  // [num_slots, kNumLayers, kNumProjs]
   std::vector<std::vector<float>> a;   // [slot * kNumProjs + proj]: dense [rank, in_dim] at kLayer
-  std::vector<std::vector<float>> bt;  // same, dense [rank, out_dim]
+  std::vector<std::vector<float>> bt;  // same, dense [rank, spec.out_dim_of(proj)]
 
   PagedLoraWeights<float> weights() const {
     return {pool.data(),    spec.page_elems, page_indices.data(),
@@ -58,8 +64,10 @@ struct Problem {
   }
 };
 
-// Scattered pages: every row gets its pages from a shuffled permutation of the pool, with spare
+// Scattered pages: every matrix gets its pages from a shuffled permutation of the pool, with spare
 // pages (left NaN) mixed in, so contiguity assumptions and reads of unowned memory both show up.
+// Matrices are stored flat (sgmv.h): rows straddle pages, and the tail of a matrix's last page is
+// NaN, so a read past the end of a matrix turns into NaN.
 inline Problem make_problem(const ProblemSpec& spec) {
   Problem p;
   p.spec = spec;
@@ -67,13 +75,16 @@ inline Problem make_problem(const ProblemSpec& spec) {
   std::mt19937_64 rng(spec.seed);
   std::uniform_real_distribution<float> uni(-1.f, 1.f);
   const int64_t pe = spec.page_elems;
-  const int64_t ppr_in = (spec.in_dim + pe - 1) / pe;
-  const int64_t ppr_out = (spec.out_dim + pe - 1) / pe;
 
+  // Layer kLayer holds the ranks under test, layer 0 half of them in matrices of its own.
   int64_t pages_needed = 0;
   for (const auto& r : spec.ranks) {
-    for (int32_t rank : r) {
-      pages_needed += rank * (ppr_in + ppr_out);
+    for (int32_t q = 0; q < kNumProjs; ++q) {
+      const int32_t rank = r[q];
+      for (int32_t rr : {rank, rank / 2}) {
+        pages_needed +=
+            pages_for_matrix(rr, spec.in_dim, pe) + pages_for_matrix(rr, spec.out_dim_of(q), pe);
+      }
       p.max_rank = std::max(p.max_rank, rank);
     }
   }
@@ -87,41 +98,41 @@ inline Problem make_problem(const ProblemSpec& spec) {
   p.a.resize(static_cast<size_t>(p.num_slots) * kNumProjs);
   p.bt.resize(p.a.size());
 
-  // Appends `rows` paged rows of length dim with fresh values; returns the page-list offset.
-  auto add_rows = [&](int32_t rows, int64_t dim, float amplitude, std::vector<float>& dense) {
+  // Appends a rows × dim matrix with fresh values, flat over new pages; returns its page-list
+  // offset.
+  auto add_matrix = [&](int32_t rows, int64_t dim, float amplitude, std::vector<float>& dense) {
     const int32_t first = static_cast<int32_t>(p.page_indices.size());
-    const int64_t ppr = (dim + pe - 1) / pe;
+    for (int64_t q = 0; q < pages_for_matrix(rows, dim, pe); ++q) {
+      p.page_indices.push_back(perm[p.page_indices.size()]);
+    }
     dense.resize(static_cast<size_t>(rows) * dim);
-    for (int32_t j = 0; j < rows; ++j) {
-      for (int64_t q = 0; q < ppr; ++q) {
-        p.page_indices.push_back(perm[p.page_indices.size()]);
-      }
-      for (int64_t k = 0; k < dim; ++k) {
-        const float v = spec.round(amplitude * uni(rng));
-        dense[j * dim + k] = v;
-        const int32_t page = p.page_indices[first + j * ppr + k / pe];
-        p.pool[page * pe + k % pe] = v;
-      }
+    for (int64_t f = 0; f < rows * dim; ++f) {
+      const float v = spec.round(amplitude * uni(rng));
+      dense[f] = v;
+      p.pool[p.page_indices[first + f / pe] * pe + f % pe] = v;
     }
     return first;
   };
 
   const float a_amp = 1.f / std::sqrt(static_cast<float>(spec.in_dim));
+  std::vector<float> unused;
   for (int32_t s = 0; s < p.num_slots; ++s) {
     for (int32_t q = 0; q < kNumProjs; ++q) {
       const int32_t rank = spec.ranks[s][q];
       LoraModuleRef m{rank, 0.f, 0, 0};
       if (rank > 0) {
         m.scale = (0.5f + 0.5f * (uni(rng) + 1.f)) / std::sqrt(static_cast<float>(rank));
-        m.a_pages = add_rows(rank, spec.in_dim, a_amp, p.a[s * kNumProjs + q]);
-        m.bt_pages = add_rows(rank, spec.out_dim, 1.f, p.bt[s * kNumProjs + q]);
+        m.a_pages = add_matrix(rank, spec.in_dim, a_amp, p.a[s * kNumProjs + q]);
+        m.bt_pages = add_matrix(rank, spec.out_dim_of(q), 1.f, p.bt[s * kNumProjs + q]);
       }
       p.modules[(static_cast<size_t>(s) * kNumLayers + kLayer) * kNumProjs + q] = m;
-      // Layer 0: rows 1..rank/2 of the same matrices, another scale.
+      // Layer 0: other matrices of half the rank, another scale.
       LoraModuleRef m0{0, 0.f, 0, 0};
       if (rank >= 2) {
-        m0 = {rank / 2, -3.f * m.scale, m.a_pages + static_cast<int32_t>(ppr_in),
-              m.bt_pages + static_cast<int32_t>(ppr_out)};
+        m0.rank = rank / 2;
+        m0.scale = -3.f * m.scale;
+        m0.a_pages = add_matrix(m0.rank, spec.in_dim, a_amp, unused);
+        m0.bt_pages = add_matrix(m0.rank, spec.out_dim_of(q), 1.f, unused);
       }
       p.modules[(static_cast<size_t>(s) * kNumLayers + 0) * kNumProjs + q] = m0;
     }
