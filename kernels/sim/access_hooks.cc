@@ -37,8 +37,17 @@ void check_access(const void* addr, size_t n, bool write, bool atomic) {
   }
 }
 
+constexpr uint64_t kSpinLimit = uint64_t{1} << 30;  // about five seconds of one thread's accesses
+
 inline void hook(const void* p, size_t n, bool write) {
-  if (__builtin_expect(g_in_kernel, 0)) check_access(p, n, write, false);
+  if (__builtin_expect(g_in_kernel, 0)) {
+    check_access(p, n, write, false);
+    if (++g_accesses_since_wait > kSpinLimit) {
+      fault_in_kernel("synccheck: 2^30 memory accesses without reaching a barrier or warp collective: "
+                      "a spin-wait on another block? (blocks run one at a time in the simulator)",
+                      true);
+    }
+  }
 }
 
 template <typename T>

@@ -3,7 +3,10 @@
 // while others wait, warp collectives whose lanes never all arrive).
 #include "kernels/sim/block_runner.h"
 
+#include <signal.h>
+
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +24,7 @@
 namespace quilt::sim {
 
 thread_local bool g_in_kernel = false;
+thread_local uint64_t g_accesses_since_wait = 0;
 
 namespace {
 
@@ -323,6 +327,7 @@ void run_block(Block& b, Launch& launch) {
       const int32_t i = b.ready.front();
       b.ready.pop_front();
       b.current = &b.threads[static_cast<size_t>(i)];
+      g_accesses_since_wait = 0;
       g_in_kernel = true;
       switch_context(b.scheduler, b.current->ctx);
       g_in_kernel = false;
@@ -330,6 +335,43 @@ void run_block(Block& b, Launch& launch) {
     if (launch.aborted) return;
     if (!resolve(b)) break;
   }
+}
+
+// A kernel that touches an address no check could anticipate (a wild host pointer, a fiber's stack
+// overflowing into its guard page) crashes the process; say which kernel and thread did it first.
+void on_fatal_signal(int sig, siginfo_t* info, void*) {
+  if (g_in_kernel && t_block != nullptr && t_block->current != nullptr) {
+    const SimThread& t = *t_block->current;
+    std::fprintf(stderr,
+                 "quilt-cuda-sim: kernel %.*s: signal %d at address %p by thread (%u,%u,%u) of block "
+                 "(%u,%u,%u)\n",
+                 static_cast<int>(t_block->kernel.size()), t_block->kernel.data(), sig, info->si_addr,
+                 t.idx.x, t.idx.y, t.idx.z, t_block->block_idx.x, t_block->block_idx.y,
+                 t_block->block_idx.z);
+  }
+  std::signal(sig, SIG_DFL);  // returning re-runs the access, which now ends the process
+}
+
+void install_signal_handlers() {
+  static const bool installed = [] {
+    struct sigaction sa {};
+    sa.sa_sigaction = on_fatal_signal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, nullptr);
+    sigaction(SIGBUS, &sa, nullptr);
+    return true;
+  }();
+  (void)installed;
+  // An alternate signal stack per OS thread, so that a fiber's stack overflow can be reported.
+  static thread_local std::vector<uint8_t> alt(64 * 1024);
+  static thread_local bool alt_set = [] {
+    stack_t ss{};
+    ss.ss_sp = alt.data();
+    ss.ss_size = alt.size();
+    sigaltstack(&ss, nullptr);
+    return true;
+  }();
+  (void)alt_set;
 }
 
 }  // namespace
@@ -364,6 +406,7 @@ void* dynamic_shared_base() {
 void run_grid(std::string_view kernel, dim3 grid, dim3 block, size_t shared_bytes,
               const std::function<void()>& body) {
   static thread_local StackPool stacks;
+  install_signal_handlers();
   Launch launch;
   // 16-byte aligned dynamic shared memory with room after it, so that an overrun is seen as such.
   launch.dynamic_shared.resize(shared_bytes + 64 + 16);

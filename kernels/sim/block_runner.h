@@ -14,6 +14,9 @@ namespace quilt::sim {
 
 // True while a kernel thread runs on this OS thread (the access hooks check nothing otherwise).
 extern thread_local bool g_in_kernel;
+// Memory accesses of the running thread since it last waited: blocks run one at a time here, so a
+// thread spinning on a flag another block would set never gets anywhere; the hooks stop it.
+extern thread_local uint64_t g_accesses_since_wait;
 
 struct ThreadInfo {
   int32_t tid;             // linear thread index in the block
