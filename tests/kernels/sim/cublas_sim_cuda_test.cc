@@ -108,7 +108,7 @@ void expect_close_bf16(const std::vector<float>& got, const std::vector<double>&
   }
 }
 
-class CublasSimTest : public ::testing::Test {
+class CublasCudaTest : public ::testing::Test {
  protected:
   void SetUp() override {
     QUILT_SKIP_WITHOUT_CUDA_DEVICE();
@@ -122,7 +122,7 @@ class CublasSimTest : public ::testing::Test {
   cublasHandle_t handle_ = nullptr;
 };
 
-TEST_F(CublasSimTest, SgemmHandChecked) {
+TEST_F(CublasCudaTest, SgemmHandChecked) {
   // A = [1 2 3; 4 5 6] (2×3), B = [1 0; 0 1; 1 1] (3×2), column-major.
   const std::vector<float> a = {1, 4, 2, 5, 3, 6};
   const std::vector<float> b = {1, 0, 1, 0, 1, 1};
@@ -139,7 +139,7 @@ TEST_F(CublasSimTest, SgemmHandChecked) {
   EXPECT_EQ(c, (std::vector<float>{13, 30, 25, 42}));
 }
 
-TEST_F(CublasSimTest, GemmExBf16EveryTransposeAgainstDoubleLoop) {
+TEST_F(CublasCudaTest, GemmExBf16EveryTransposeAgainstDoubleLoop) {
   uint64_t seed = 1;
   for (const bool ta : {false, true}) {
     for (const bool tb : {false, true}) {
@@ -174,7 +174,7 @@ TEST_F(CublasSimTest, GemmExBf16EveryTransposeAgainstDoubleLoop) {
   }
 }
 
-TEST_F(CublasSimTest, OutputIsRoundedToBf16AfterFloatAccumulation) {
+TEST_F(CublasCudaTest, OutputIsRoundedToBf16AfterFloatAccumulation) {
   // Row · column = 1 + 2^-9 (exact in float32): bf16 keeps 7 fraction bits, so 1.0; and
   // 1 + 3·2^-9 rounds up to 1 + 2^-7. A float32 output keeps both exactly.
   const std::vector<float> a = {1, 1, 1, 1};  // 1×4
@@ -202,7 +202,7 @@ TEST_F(CublasSimTest, OutputIsRoundedToBf16AfterFloatAccumulation) {
   EXPECT_EQ(c32[1], 1.0f + 3 * e);
 }
 
-TEST_F(CublasSimTest, BetaZeroNeverReadsC) {
+TEST_F(CublasCudaTest, BetaZeroNeverReadsC) {
   const std::vector<float> a = {1, 2}, b = {3, 4};
   const std::vector<float> c0 = {std::nanf("")};
   DeviceBuffer<float> da(a), db(b), dc(c0);
@@ -216,7 +216,7 @@ TEST_F(CublasSimTest, BetaZeroNeverReadsC) {
   EXPECT_EQ(c[0], 11.0f);
 }
 
-TEST_F(CublasSimTest, StridedAndPointerArrayBatchesMatchTheLoop) {
+TEST_F(CublasCudaTest, StridedAndPointerArrayBatchesMatchTheLoop) {
   const int batch = 3, m = 8, n = 5, k = 12;
   GemmRef g{true, false, m, n, k, k, k, m, 1.0f, 1.0f};
   const size_t sa = g.a_elems() + 7, sb = g.b_elems() + 3, sc = g.c_elems() + 1;  // padded strides
@@ -270,7 +270,7 @@ TEST_F(CublasSimTest, StridedAndPointerArrayBatchesMatchTheLoop) {
   }
 }
 
-TEST_F(CublasSimTest, StreamAndGraphCaptureRecordTheGemm) {
+TEST_F(CublasCudaTest, StreamAndGraphCaptureRecordTheGemm) {
   cudaStream_t stream;
   ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
   ASSERT_EQ(cublasSetStream(handle_, stream), CUBLAS_STATUS_SUCCESS);
@@ -303,7 +303,7 @@ TEST_F(CublasSimTest, StreamAndGraphCaptureRecordTheGemm) {
   EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
 }
 
-TEST_F(CublasSimTest, InvalidArgumentsAreRejectedAtTheCall) {
+TEST_F(CublasCudaTest, InvalidArgumentsAreRejectedAtTheCall) {
   const float alpha = 1.0f, beta = 0.0f;
   float* p = nullptr;
   EXPECT_EQ(
@@ -316,7 +316,7 @@ TEST_F(CublasSimTest, InvalidArgumentsAreRejectedAtTheCall) {
 
 // ---- cuBLASLt ----
 
-class CublasLtSimTest : public ::testing::Test {
+class CublasLtCudaTest : public ::testing::Test {
  protected:
   void SetUp() override {
     QUILT_SKIP_WITHOUT_CUDA_DEVICE();
@@ -330,7 +330,7 @@ class CublasLtSimTest : public ::testing::Test {
   cublasLtHandle_t lt_ = nullptr;
 };
 
-TEST_F(CublasLtSimTest, Bf16MatmulWithTransposeBiasAndStridedBatch) {
+TEST_F(CublasLtCudaTest, Bf16MatmulWithTransposeBiasAndStridedBatch) {
   // The backend's linear layer: y[tokens, out] = x[tokens, in] · W[out, in]ᵀ + bias, as cuBLASLt
   // sees it column-major: D(out × tokens) = Wᵀ-stored(in × out)ᵀ · x(in × tokens) + bias.
   const int batch = 2, out = 24, in = 40, tokens = 6;
@@ -413,7 +413,7 @@ TEST_F(CublasLtSimTest, Bf16MatmulWithTransposeBiasAndStridedBatch) {
 
 #ifdef QUILT_CUDA_SIM
 
-TEST_F(CublasSimTest, OutOfBoundsOperandIsAFaultReportNotACrash) {
+TEST_F(CublasCudaTest, OutOfBoundsOperandIsAFaultReportNotACrash) {
   DeviceBuffer<float> da(std::vector<float>(4, 1.0f)), db(std::vector<float>(4, 1.0f)), dc(4);
   ASSERT_TRUE(da.ok() && db.ok() && dc.ok());
   const float alpha = 1.0f, beta = 0.0f;
@@ -429,7 +429,7 @@ TEST_F(CublasSimTest, OutOfBoundsOperandIsAFaultReportNotACrash) {
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // take_reports cleared the sticky error
 }
 
-TEST_F(CublasSimTest, PointerArrayOutsideDeviceMemoryIsAFault) {
+TEST_F(CublasCudaTest, PointerArrayOutsideDeviceMemoryIsAFault) {
   DeviceBuffer<float> da(std::vector<float>(4, 1.0f)), dc(4);
   ASSERT_TRUE(da.ok() && dc.ok());
   const void* host_array[1] = {da.get()};  // a host array: cuBLAS reads it on the device
@@ -446,7 +446,7 @@ TEST_F(CublasSimTest, PointerArrayOutsideDeviceMemoryIsAFault) {
   EXPECT_NE(reports[0].find("Barray"), std::string::npos) << reports[0];
 }
 
-TEST_F(CublasLtSimTest, UnsimulatedEpilogueIsNotSupported) {
+TEST_F(CublasLtCudaTest, UnsimulatedEpilogueIsNotSupported) {
   cublasLtMatmulDesc_t desc;
   ASSERT_EQ(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), CUBLAS_STATUS_SUCCESS);
   const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DGELU_BGRAD;
