@@ -63,7 +63,9 @@ class Backend {
   virtual DType compute_dtype() const = 0;
 
   // --- memory ---
-  virtual Result<Tensor> allocate(int64_t rows, int64_t cols) = 0;
+  // A [rows, cols] tensor of `dtype`: compute_dtype() for activations, F32 where precision must
+  // not drop (the LoRA intermediate v). Its contents are undefined until written.
+  virtual Result<Tensor> allocate(int64_t rows, int64_t cols, DType dtype) = 0;
   // A weight converted from its file dtype to compute_dtype(), shaped [rows, cols].
   virtual Result<Tensor> load_weight(const TensorView& src, int64_t rows, int64_t cols) = 0;
   virtual Status download(const Tensor& src, std::span<float> dst) = 0;
@@ -95,7 +97,8 @@ class Backend {
   virtual Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;  // silu(g) * u
   virtual Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) = 0;
 
-  // LoRA over the step's adapter layout (kernels/sgmv). v tensors are [T, max_rank] float32.
+  // LoRA over the step's adapter layout (kernels/sgmv). x and y are compute_dtype(); v tensors are
+  // [T, max_rank] float32 (allocated with DType::kF32) on every backend.
   virtual Status lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
                              std::span<Tensor> v) = 0;
   virtual Status lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) = 0;

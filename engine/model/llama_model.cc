@@ -41,20 +41,23 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const ModelConfig& cfg,
 
   Activations& a = m->act_;
   const int64_t t = max_step_tokens;
-  QUILT_ASSIGN_OR_RETURN(a.h, backend.allocate(t, hidden));
-  QUILT_ASSIGN_OR_RETURN(a.x, backend.allocate(t, hidden));
-  QUILT_ASSIGN_OR_RETURN(a.q, backend.allocate(t, cfg.q_dim()));
-  QUILT_ASSIGN_OR_RETURN(a.k, backend.allocate(t, cfg.kv_dim()));
-  QUILT_ASSIGN_OR_RETURN(a.v, backend.allocate(t, cfg.kv_dim()));
-  QUILT_ASSIGN_OR_RETURN(a.attn, backend.allocate(t, cfg.q_dim()));
-  QUILT_ASSIGN_OR_RETURN(a.proj, backend.allocate(t, hidden));
-  QUILT_ASSIGN_OR_RETURN(a.gate, backend.allocate(t, inter));
-  QUILT_ASSIGN_OR_RETURN(a.up, backend.allocate(t, inter));
-  QUILT_ASSIGN_OR_RETURN(a.act, backend.allocate(t, inter));
-  QUILT_ASSIGN_OR_RETURN(a.last, backend.allocate(t, hidden));
-  QUILT_ASSIGN_OR_RETURN(a.logits, backend.allocate(t, cfg.vocab_size));
+  const DType dt = backend.compute_dtype();
+  QUILT_ASSIGN_OR_RETURN(a.h, backend.allocate(t, hidden, dt));
+  QUILT_ASSIGN_OR_RETURN(a.x, backend.allocate(t, hidden, dt));
+  QUILT_ASSIGN_OR_RETURN(a.q, backend.allocate(t, cfg.q_dim(), dt));
+  QUILT_ASSIGN_OR_RETURN(a.k, backend.allocate(t, cfg.kv_dim(), dt));
+  QUILT_ASSIGN_OR_RETURN(a.v, backend.allocate(t, cfg.kv_dim(), dt));
+  QUILT_ASSIGN_OR_RETURN(a.attn, backend.allocate(t, cfg.q_dim(), dt));
+  QUILT_ASSIGN_OR_RETURN(a.proj, backend.allocate(t, hidden, dt));
+  QUILT_ASSIGN_OR_RETURN(a.gate, backend.allocate(t, inter, dt));
+  QUILT_ASSIGN_OR_RETURN(a.up, backend.allocate(t, inter, dt));
+  QUILT_ASSIGN_OR_RETURN(a.act, backend.allocate(t, inter, dt));
+  QUILT_ASSIGN_OR_RETURN(a.last, backend.allocate(t, hidden, dt));
+  // Logits and the rank-sized LoRA intermediate stay float32 whatever the backend computes in:
+  // greedy picks between logits closer than a bf16 step, and v feeds every expand of a layer.
+  QUILT_ASSIGN_OR_RETURN(a.logits, backend.allocate(t, cfg.vocab_size, DType::kF32));
   for (Tensor& v : a.lora_v) {
-    QUILT_ASSIGN_OR_RETURN(v, backend.allocate(t, std::max<int32_t>(max_lora_rank, 1)));
+    QUILT_ASSIGN_OR_RETURN(v, backend.allocate(t, std::max<int32_t>(max_lora_rank, 1), DType::kF32));
   }
   return m;
 }

@@ -13,7 +13,7 @@ namespace quilt::engine {
 namespace {
 
 Tensor filled(CpuBackend& b, int64_t rows, int64_t cols, std::mt19937& rng) {
-  Tensor t = b.allocate(rows, cols).value();
+  Tensor t = b.allocate(rows, cols, DType::kF32).value();
   std::normal_distribution<float> d;
   for (int64_t i = 0; i < rows * cols; ++i) t.as<float>()[i] = d(rng);
   return t;
@@ -22,7 +22,8 @@ Tensor filled(CpuBackend& b, int64_t rows, int64_t cols, std::mt19937& rng) {
 TEST(CpuBackendTest, MatmulIsXTimesWTransposed) {
   CpuBackend b;
   std::mt19937 rng(1);
-  Tensor x = filled(b, 3, 5, rng), w = filled(b, 4, 5, rng), y = b.allocate(3, 4).value();
+  Tensor x = filled(b, 3, 5, rng), w = filled(b, 4, 5, rng),
+         y = b.allocate(3, 4, DType::kF32).value();
   ASSERT_TRUE(b.matmul(x, w, y).ok());
   for (int i = 0; i < 3; ++i) {
     for (int n = 0; n < 4; ++n) {
@@ -35,7 +36,8 @@ TEST(CpuBackendTest, MatmulIsXTimesWTransposed) {
 
 TEST(CpuBackendTest, RmsNormScalesByTheRootMeanSquare) {
   CpuBackend b;
-  Tensor x = b.allocate(1, 4).value(), w = b.allocate(1, 4).value(), y = b.allocate(1, 4).value();
+  Tensor x = b.allocate(1, 4, DType::kF32).value(), w = b.allocate(1, 4, DType::kF32).value(),
+         y = b.allocate(1, 4, DType::kF32).value();
   const float xs[] = {1, 2, 3, 4}, ws[] = {1, 0.5f, 2, 1};
   std::copy(xs, xs + 4, x.as<float>());
   std::copy(ws, ws + 4, w.as<float>());
@@ -53,7 +55,7 @@ TEST(CpuBackendTest, RopeRotatesHalvesByPositionTimesFrequency) {
   layout.token_ids = {0};
   layout.positions = {3};
   ASSERT_TRUE(b.begin_step(layout).ok());
-  Tensor q = b.allocate(1, 4).value(), k = b.allocate(1, 4).value();
+  Tensor q = b.allocate(1, 4, DType::kF32).value(), k = b.allocate(1, 4, DType::kF32).value();
   const float v[] = {1, 2, 3, 4};
   std::copy(v, v + 4, q.as<float>());
   std::copy(v, v + 4, k.as<float>());
@@ -98,7 +100,8 @@ TEST(CpuBackendTest, PagedAttentionEqualsDenseCausalAttentionWithGqa) {
     rows += s.q_len;
   }
   ASSERT_TRUE(b.begin_step(step).ok());
-  Tensor q = filled(b, rows, heads * hd, rng), out = b.allocate(rows, heads * hd).value();
+  Tensor q = filled(b, rows, heads * hd, rng),
+         out = b.allocate(rows, heads * hd, DType::kF32).value();
   ASSERT_TRUE(b.attention(0, q, heads, out).ok());
 
   for (size_t s = 0; s < seqs.size(); ++s) {

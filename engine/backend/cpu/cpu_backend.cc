@@ -32,8 +32,13 @@ Status check_f32(const Tensor& t, const char* what) {
 
 }  // namespace
 
-Result<Tensor> CpuBackend::allocate(int64_t rows, int64_t cols) {
+Result<Tensor> CpuBackend::allocate(int64_t rows, int64_t cols, DType dtype) {
   if (rows < 0 || cols < 0) return Status::Internal("cpu backend: negative tensor shape");
+  // Every cpu op computes in float32, so float32 is the only dtype it keeps.
+  if (dtype != DType::kF32) {
+    return Status::Internal(std::string("cpu backend: cannot allocate ") + dtype_name(dtype) +
+                            " tensors (float32 only)");
+  }
   auto buffer = std::make_shared<HostBuffer>(static_cast<size_t>(rows * cols));
   Tensor t;
   t.data = buffer->data();
@@ -48,7 +53,7 @@ Result<Tensor> CpuBackend::load_weight(const TensorView& src, int64_t rows, int6
     return Status::Internal("cpu backend: " + src.name + " does not hold " +
                             std::to_string(rows) + "x" + std::to_string(cols) + " elements");
   }
-  QUILT_ASSIGN_OR_RETURN(Tensor t, allocate(rows, cols));
+  QUILT_ASSIGN_OR_RETURN(Tensor t, allocate(rows, cols, DType::kF32));
   to_float32(src, std::span<float>(t.as<float>(), static_cast<size_t>(rows * cols)));
   return t;
 }

@@ -12,7 +12,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   DType compute_dtype() const override { return DType::kF32; }
 
-  Result<Tensor> allocate(int64_t rows, int64_t cols) override;
+  Result<Tensor> allocate(int64_t rows, int64_t cols, DType dtype) override;
   Result<Tensor> load_weight(const TensorView& src, int64_t rows, int64_t cols) override;
   Status download(const Tensor& src, std::span<float> dst) override;
 
