@@ -1,15 +1,38 @@
 // make_backend: picks the backend named by --device.
 #include "engine/backend/backend.h"
 
+#include <charconv>
+
 #include "engine/backend/cpu/cpu_backend.h"
+#ifdef QUILT_CUDA_BACKEND
+#include "engine/backend/cuda/cuda_backend.h"
+#endif
 
 namespace quilt::engine {
 
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
   if (device == "cpu") return std::unique_ptr<Backend>(std::make_unique<CpuBackend>());
   if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+    int ordinal = 0;
+    if (device.size() > 5) {
+      const char* first = device.data() + 5;
+      const char* last = device.data() + device.size();
+      const auto [end, ec] = std::from_chars(first, last, ordinal);
+      if (ec != std::errc() || end != last || ordinal < 0) {
+        return Status::InvalidArgument("device '" + device + "': expected cuda or cuda:N");
+      }
+    } else if (device.size() == 5) {
+      return Status::InvalidArgument("device '" + device + "': expected cuda or cuda:N");
+    }
+#ifdef QUILT_CUDA_BACKEND
+    QUILT_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaBackend> b,
+                           cuda::CudaBackend::create(ordinal));
+    return std::unique_ptr<Backend>(std::move(b));
+#else
     return Status::Unimplemented("device '" + device +
-                                 "': the CUDA backend is not available in this build yet; use --device cpu");
+                                 "': this build has no CUDA backend (configure with nvcc present, "
+                                 "QUILT_CUDA=ON, or QUILT_CUDA_SIM=ON); use --device cpu");
+#endif
   }
   return Status::InvalidArgument("unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
 }

@@ -1,0 +1,97 @@
+// The CUDA backend: bf16 weights and activations in device memory, cuBLASLt GEMMs, kernels/ for
+// the other ops, every op enqueued on the backend's one stream.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <vector>
+
+#include "engine/backend/backend.h"
+#include "engine/backend/cuda/cuda_gemm.h"
+#include "engine/backend/cuda/cuda_handles.h"
+#include "engine/backend/cuda/step_metadata.h"
+
+namespace quilt::engine::cuda {
+
+// Not thread-safe: one engine thread drives it (Backend's contract). Ops only enqueue work;
+// download() is the one call that waits for the stream.
+class CudaBackend final : public Backend {
+ public:
+  // Selects `device` and creates the stream and cuBLASLt handle. Fails clearly without a device.
+  static Result<std::unique_ptr<CudaBackend>> create(int device);
+  ~CudaBackend() override;
+
+  std::string name() const override { return "cuda:" + std::to_string(device_); }
+  DType compute_dtype() const override { return DType::kBF16; }
+
+  Result<Tensor> allocate(int64_t rows, int64_t cols, DType dtype) override;
+  Result<Tensor> load_weight(const TensorView& src, int64_t rows, int64_t cols) override;
+  Status download(const Tensor& src, std::span<float> dst) override;
+
+  Status init_kv_cache(const KvCacheShape& shape) override;
+  Status init_lora_pool(const LoraPoolShape& shape) override;
+  Status write_lora_pages(std::span<const int32_t> pages, std::span<const float> data) override;
+  Status write_lora_tables(std::span<const int32_t> page_indices,
+                           std::span<const kernels::sgmv::LoraModuleRef> modules) override;
+
+  Status begin_step(const StepLayout& layout) override;
+  Status embedding(const Tensor& table, Tensor& out) override;
+  Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
+  Status matmul(const Tensor& x, const Tensor& w, Tensor& out) override;
+  Status add(Tensor& acc, const Tensor& x) override;
+  Status rope(const RopeTable& table, int64_t head_dim, Tensor& q, Tensor& k) override;
+  Status kv_store(int32_t layer, const Tensor& k, const Tensor& v) override;
+  Status attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) override;
+  Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
+  Status lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
+                     std::span<Tensor> v) override;
+  Status lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) override;
+
+  cudaStream_t stream() const { return stream_.get(); }
+
+ private:
+  explicit CudaBackend(int device) : device_(device) {}
+  Status require_step(const char* op) const;
+  // A device int32 array of the step's metadata (StepOffsets field), valid until next begin_step.
+  const int32_t* step_ints(int64_t offset) const { return meta_dev_ + offset; }
+  __nv_bfloat16* k_cache(int32_t layer) const;
+  __nv_bfloat16* v_cache(int32_t layer) const;
+  // Copies `bytes` of host memory into `dev` (grown when too small) on the stream, and waits.
+  Status upload(const void* host, size_t bytes, std::shared_ptr<DeviceMemory>& dev);
+  kernels::sgmv::PagedLoraWeights<__nv_bfloat16> lora_weights() const;
+  kernels::sgmv::LoraBatch lora_batch() const;
+
+  // Constant after create().
+  int device_;
+  Stream stream_;
+  Gemm gemm_;
+
+  // The step: its layout on the host, and the same packed in device memory (one copy a step).
+  const StepLayout* step_ = nullptr;
+  StepOffsets offsets_;
+  std::vector<int32_t> meta_host_;
+  PinnedMemory meta_pinned_;
+  Event meta_uploaded_;  // the pinned staging buffer is free again once this has fired
+  std::shared_ptr<DeviceMemory> meta_buffer_;
+  const int32_t* meta_dev_ = nullptr;
+  std::shared_ptr<DeviceMemory> rows_scratch_;  // gather_rows of rows other than the step's
+
+  // RoPE's inverse frequencies, uploaded when the table changes (once per model in practice).
+  std::vector<float> inv_freq_host_;
+  std::shared_ptr<DeviceMemory> inv_freq_;
+
+  KvCacheShape kv_shape_;
+  std::shared_ptr<DeviceMemory> kv_;  // per layer: K [blocks, block_size, kv_dim] then V
+  int64_t layer_elems_ = 0;           // K and V of one layer
+
+  LoraPoolShape lora_shape_;
+  std::shared_ptr<DeviceMemory> lora_pool_;     // [num_pages, page_elems] bf16
+  std::shared_ptr<DeviceMemory> page_indices_;  // int32
+  std::shared_ptr<DeviceMemory> lora_modules_;  // LoraModuleRef [slots][layers][projections]
+  int64_t num_modules_ = 0;
+};
+
+}  // namespace quilt::engine::cuda

@@ -1,0 +1,130 @@
+// CudaBackend's LoRA: the bf16 page pool, its slot tables, and shrink/expand through kernels/sgmv.
+#include "engine/backend/cuda/cuda_backend.h"
+
+#include <cstring>
+
+#include "engine/model/lora_weights.h"
+#include "kernels/sgmv/sgmv_cuda.h"
+
+namespace quilt::engine::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+using kernels::sgmv::LoraModuleRef;
+
+}  // namespace
+
+Status CudaBackend::init_lora_pool(const LoraPoolShape& shape) {
+  lora_shape_ = shape;
+  QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamSynchronize(stream())));
+  lora_pool_.reset();
+  QUILT_ASSIGN_OR_RETURN(lora_pool_, DeviceMemory::create(static_cast<size_t>(shape.num_pages) *
+                                                          shape.page_elems * sizeof(bf16)));
+  QUILT_RETURN_IF_ERROR(
+      QUILT_CUDA_STATUS(cudaMemsetAsync(lora_pool_->data(), 0, lora_pool_->bytes(), stream())));
+  num_modules_ = static_cast<int64_t>(shape.max_slots) * shape.num_layers * kNumProjections;
+  // Every module starts with rank 0: "this slot does not touch this projection".
+  const std::vector<LoraModuleRef> empty(static_cast<size_t>(num_modules_),
+                                         LoraModuleRef{0, 0.f, 0, 0});
+  QUILT_RETURN_IF_ERROR(upload(empty.data(), empty.size() * sizeof(LoraModuleRef), lora_modules_));
+  const int32_t no_pages = 0;
+  return upload(&no_pages, sizeof(no_pages), page_indices_);
+}
+
+Status CudaBackend::write_lora_pages(std::span<const int32_t> pages, std::span<const float> data) {
+  const int64_t pe = lora_shape_.page_elems;
+  if (lora_pool_ == nullptr || data.size() != pages.size() * static_cast<size_t>(pe)) {
+    return Status::Internal("cuda backend: lora page data does not fill its pages");
+  }
+  std::vector<bf16> converted(data.size());
+  for (size_t i = 0; i < data.size(); ++i) converted[i] = __float2bfloat16_rn(data[i]);
+  bf16* pool = static_cast<bf16*>(lora_pool_->data());
+  for (size_t i = 0; i < pages.size(); ++i) {
+    if (pages[i] < 0 || pages[i] >= lora_shape_.num_pages) {
+      return Status::Internal("cuda backend: lora page index out of range");
+    }
+    QUILT_RETURN_IF_ERROR(
+        QUILT_CUDA_STATUS(cudaMemcpyAsync(pool + pages[i] * pe, converted.data() + i * pe,
+                                          pe * sizeof(bf16), cudaMemcpyHostToDevice, stream())));
+  }
+  // Adapter loads are synchronous for now (asynchronous loading from pinned memory is issue 9's
+  // item 3): `converted` must outlive the copies.
+  return QUILT_CUDA_STATUS(cudaStreamSynchronize(stream()));
+}
+
+Status CudaBackend::write_lora_tables(std::span<const int32_t> page_indices,
+                                      std::span<const LoraModuleRef> modules) {
+  if (static_cast<int64_t>(modules.size()) != num_modules_) {
+    return Status::Internal("cuda backend: lora module table has the wrong size");
+  }
+  QUILT_RETURN_IF_ERROR(upload(page_indices.data(), page_indices.size_bytes(), page_indices_));
+  return upload(modules.data(), modules.size_bytes(), lora_modules_);
+}
+
+kernels::sgmv::PagedLoraWeights<bf16> CudaBackend::lora_weights() const {
+  return {static_cast<const bf16*>(lora_pool_->data()),
+          lora_shape_.page_elems,
+          static_cast<const int32_t*>(page_indices_->data()),
+          static_cast<const LoraModuleRef*>(lora_modules_->data()),
+          lora_shape_.num_layers,
+          kNumProjections};
+}
+
+kernels::sgmv::LoraBatch CudaBackend::lora_batch() const {
+  return {step_->num_tokens(),
+          step_->token_slots.empty() ? nullptr : step_ints(offsets_.token_slots),
+          static_cast<int32_t>(step_->segment_slots.size()),
+          step_ints(offsets_.segment_starts),
+          step_ints(offsets_.segment_slots),
+          step_->max_rank};
+}
+
+Status CudaBackend::lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
+                                std::span<Tensor> v) {
+  if (step_ == nullptr || lora_pool_ == nullptr) {
+    return Status::Internal("cuda backend: lora_shrink without a step or a lora pool");
+  }
+  if (projs.empty() || projs.size() > kernels::sgmv::kMaxFusedProjs || v.size() != projs.size() ||
+      x.dtype != DType::kBF16 || x.rows != step_->num_tokens()) {
+    return Status::Internal("cuda backend: bad fused lora shrink");
+  }
+  kernels::sgmv::ShrinkParams<bf16> p{};
+  p.weights = lora_weights();
+  p.batch = lora_batch();
+  p.x = x.as<bf16>();
+  p.in_dim = x.cols;
+  p.layer = layer;
+  p.num_projs = static_cast<int32_t>(projs.size());
+  for (size_t i = 0; i < projs.size(); ++i) {
+    if (v[i].dtype != DType::kF32 || v[i].cols != step_->max_rank || v[i].rows != x.rows) {
+      return Status::Internal("cuda backend: lora v must be [num_tokens, max_rank] float32");
+    }
+    p.projs[i] = projs[i];
+    p.v[i] = v[i].as<float>();
+  }
+  return QUILT_CUDA_STATUS(kernels::sgmv::shrink_cuda(p, stream()));
+}
+
+Status CudaBackend::lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) {
+  if (step_ == nullptr || lora_pool_ == nullptr) {
+    return Status::Internal("cuda backend: lora_expand without a step or a lora pool");
+  }
+  if (v.dtype != DType::kF32 || y.dtype != DType::kBF16 || v.rows != y.rows ||
+      y.rows != step_->num_tokens() || v.cols != step_->max_rank) {
+    return Status::Internal("cuda backend: bad lora expand");
+  }
+  kernels::sgmv::ExpandParams<bf16> p{};
+  p.weights = lora_weights();
+  p.batch = lora_batch();
+  p.layer = layer;
+  p.num_projs = 1;
+  p.projs[0] = proj;
+  p.v[0] = v.as<float>();
+  p.out_dim[0] = y.cols;
+  p.col_offset[0] = 0;
+  p.y = y.as<bf16>();
+  p.y_row_stride = y.cols;
+  return QUILT_CUDA_STATUS(kernels::sgmv::expand_cuda(p, stream()));
+}
+
+}  // namespace quilt::engine::cuda

@@ -1,0 +1,49 @@
+// RoPE: one block per token, a thread per (head, pair); q's heads then k's.
+#include "kernels/rope/rope.h"
+
+#include "kernels/common/device_math.cuh"
+#include "kernels/common/launch.h"
+
+namespace quilt::kernels::rope {
+namespace {
+
+using detail::to_bf16;
+using detail::to_float;
+
+constexpr int kMaxThreads = 256;
+
+__global__ void rope_kernel(const __grid_constant__ RopeParams p) {
+  const int64_t t = blockIdx.x;
+  const int half = p.head_dim / 2;
+  const int pairs = (p.num_q_heads + p.num_k_heads) * half;
+  const float pos = static_cast<float>(p.positions[t]);
+  for (int idx = threadIdx.x; idx < pairs; idx += blockDim.x) {
+    const int head = idx / half, i = idx % half;
+    __nv_bfloat16* v = head < p.num_q_heads
+                           ? p.q + (t * p.num_q_heads + head) * p.head_dim
+                           : p.k + (t * p.num_k_heads + head - p.num_q_heads) * p.head_dim;
+    // Double-precision cosine and sine of the float32 angle, as the CPU path (and torch) take them.
+    const double angle = static_cast<double>(pos * p.inv_freq[i]);
+    const float c = static_cast<float>(cos(angle)) * p.attention_scaling;
+    const float s = static_cast<float>(sin(angle)) * p.attention_scaling;
+    const float a = to_float(v[i]), b = to_float(v[i + half]);
+    v[i] = to_bf16(a * c - b * s);
+    v[i + half] = to_bf16(b * c + a * s);
+  }
+}
+
+}  // namespace
+
+cudaError_t rope_cuda(const RopeParams& p, cudaStream_t stream) {
+  if (p.num_tokens < 0 || p.num_tokens > 0x7fffffff || p.head_dim <= 0 || p.head_dim % 2 != 0 ||
+      p.num_q_heads < 0 || p.num_k_heads < 0) {
+    return cudaErrorInvalidValue;
+  }
+  if (p.num_tokens == 0) return cudaSuccess;
+  const int64_t pairs = static_cast<int64_t>(p.num_q_heads + p.num_k_heads) * (p.head_dim / 2);
+  const dim3 grid(static_cast<unsigned>(p.num_tokens));
+  return launch_kernel<&rope_kernel>(
+      LaunchConfig{grid, dim3(detail::threads_for(pairs, kMaxThreads)), 0, stream}, p);
+}
+
+}  // namespace quilt::kernels::rope

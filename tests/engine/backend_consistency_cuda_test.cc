@@ -1,0 +1,314 @@
+// Backend consistency in the manner of llama.cpp's test-backend-ops: every Backend op on fresh
+// random inputs, the CUDA backend against the CPU reference, with a tolerance per op. Inputs are
+// bf16-exact, so both backends start from the same numbers and only the CUDA side's bf16
+// storage and float32 (not double) arithmetic separate them. Runs on a GPU and in the simulator.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+
+#include "engine/backend/backend.h"
+#include "engine/backend/cpu/cpu_backend.h"
+#include "engine/model/rope.h"
+#include "tests/engine/backend_test_util.h"
+
+namespace quilt::engine {
+namespace {
+
+using quilt::testing::download;
+using quilt::testing::float_view;
+using quilt::testing::random_values;
+using quilt::testing::relative_error;
+
+// bf16 keeps 8 significant bits: one rounding of an O(1) result is ~2e-3 relative.
+constexpr double kBf16Tolerance = 1e-2;
+// v is float32 on both sides, from the same bf16 x and A: only the summation order differs.
+constexpr double kFloatTolerance = 1e-5;
+
+#define ASSERT_OK(expr)                                      \
+  do {                                                       \
+    const Status s_ = (expr);                                \
+    ASSERT_TRUE(s_.ok()) << #expr << ": " << s_.to_string(); \
+  } while (0)
+
+struct Pair {
+  Tensor cpu, cuda;
+};
+
+// One CUDA-side sequence: `history` positions cached by earlier steps, then `q_len` this step.
+struct SeqSpec {
+  int32_t history;
+  int32_t q_len;
+};
+
+class BackendConsistencyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto b = make_backend("cuda");
+#ifdef QUILT_CUDA_SIM
+    ASSERT_TRUE(b.ok()) << "the simulator must provide the cuda backend: "
+                        << b.status().to_string();
+#else
+    if (!b.ok()) GTEST_SKIP() << b.status().to_string();
+#endif
+    cuda_ = std::move(b).value();
+    ASSERT_EQ(cuda_->compute_dtype(), DType::kBF16);
+  }
+
+  Pair input(int64_t rows, int64_t cols, float sigma = 1.0f) {
+    const std::vector<float> v = random_values(static_cast<size_t>(rows * cols), rng_, sigma);
+    return {cpu_.load_weight(float_view(v, rows, cols), rows, cols).value(),
+            cuda_->load_weight(float_view(v, rows, cols), rows, cols).value()};
+  }
+  Pair output(int64_t rows, int64_t cols, DType cuda_dtype = DType::kBF16) {
+    return {cpu_.allocate(rows, cols, DType::kF32).value(),
+            cuda_->allocate(rows, cols, cuda_dtype).value()};
+  }
+  // CUDA's result against the CPU's, logged for the record.
+  double compare(const Pair& p, const char* op) {
+    const double err = relative_error(download(*cuda_, p.cuda), download(cpu_, p.cpu));
+    std::printf("[ consistency ] %-28s |d|/|ref| = %.3g\n", op, err);
+    RecordProperty(op, std::to_string(err));
+    return err;
+  }
+
+  // A step over `specs` whose sequences own shuffled KV blocks; history = false lays out the
+  // tokens that earlier steps would have cached instead of this step's.
+  StepLayout layout(const std::vector<SeqSpec>& specs, bool history, int32_t vocab = 512) {
+    StepLayout l;
+    std::uniform_int_distribution<int32_t> token(0, vocab - 1);
+    int32_t next_block = 0;
+    for (const SeqSpec& s : specs) {
+      const int32_t ctx = s.history + s.q_len;
+      const int32_t first = history ? 0 : s.history;
+      const int32_t count = history ? s.history : s.q_len;
+      StepLayout::Sequence seq;
+      seq.q_start = l.num_tokens();
+      seq.q_len = count;
+      seq.ctx_len = history ? s.history : ctx;
+      seq.block_offset = static_cast<int32_t>(l.block_tables.size());
+      seq.num_blocks = (ctx + kBlockSize - 1) / kBlockSize;
+      for (int32_t b = 0; b < seq.num_blocks; ++b)
+        l.block_tables.push_back(block_order_[next_block++]);
+      for (int32_t p = first; p < first + count; ++p) {
+        l.token_ids.push_back(token(rng_));
+        l.positions.push_back(p);
+        l.kv_slots.push_back(l.block_tables[seq.block_offset + p / kBlockSize] * kBlockSize +
+                             p % kBlockSize);
+      }
+      if (count > 0) l.logit_rows.push_back(seq.q_start + count - 1);
+      l.sequences.push_back(seq);
+    }
+    return l;
+  }
+
+  Status begin_both(const StepLayout& l) {
+    QUILT_RETURN_IF_ERROR(cpu_.begin_step(l));
+    return cuda_->begin_step(l);
+  }
+
+  Status init_kv_both(const KvCacheShape& shape) {
+    block_order_.resize(shape.num_blocks);
+    std::iota(block_order_.begin(), block_order_.end(), 0);
+    std::shuffle(block_order_.begin(), block_order_.end(), rng_);
+    QUILT_RETURN_IF_ERROR(cpu_.init_kv_cache(shape));
+    return cuda_->init_kv_cache(shape);
+  }
+
+  static constexpr int32_t kBlockSize = 8;
+  std::mt19937 rng_{1234};
+  CpuBackend cpu_;
+  std::unique_ptr<Backend> cuda_;
+  std::vector<int32_t> block_order_;
+};
+
+TEST_F(BackendConsistencyTest, MatmulBf16AndFloat32Outputs) {
+  Pair x = input(37, 96), w = input(80, 96, 0.1f);
+  Pair y = output(37, 80), logits = output(37, 80, DType::kF32);
+  for (Backend* b : {static_cast<Backend*>(&cpu_), cuda_.get()}) {
+    const bool is_cpu = b == &cpu_;
+    ASSERT_OK(b->matmul(is_cpu ? x.cpu : x.cuda, is_cpu ? w.cpu : w.cuda, is_cpu ? y.cpu : y.cuda));
+    ASSERT_OK(b->matmul(is_cpu ? x.cpu : x.cuda, is_cpu ? w.cpu : w.cuda,
+                        is_cpu ? logits.cpu : logits.cuda));
+  }
+  EXPECT_LT(compare(y, "matmul (bf16 out)"), kBf16Tolerance);
+  EXPECT_LT(compare(logits, "matmul (f32 out)"), 1e-5);  // no rounding after the float sum
+}
+
+TEST_F(BackendConsistencyTest, RmsNormAddSiluMul) {
+  Pair x = input(19, 96), w = input(1, 96), out = output(19, 96);
+  ASSERT_OK(cpu_.rms_norm(x.cpu, w.cpu, 1e-5f, out.cpu));
+  ASSERT_OK(cuda_->rms_norm(x.cuda, w.cuda, 1e-5f, out.cuda));
+  EXPECT_LT(compare(out, "rms_norm"), kBf16Tolerance);
+
+  Pair acc = input(19, 96), d = input(19, 96);
+  ASSERT_OK(cpu_.add(acc.cpu, d.cpu));
+  ASSERT_OK(cuda_->add(acc.cuda, d.cuda));
+  EXPECT_LT(compare(acc, "add"), kBf16Tolerance);
+
+  Pair gate = input(19, 176, 2.0f), up = input(19, 176), act = output(19, 176);
+  ASSERT_OK(cpu_.silu_mul(gate.cpu, up.cpu, act.cpu));
+  ASSERT_OK(cuda_->silu_mul(gate.cuda, up.cuda, act.cuda));
+  EXPECT_LT(compare(act, "silu_mul"), kBf16Tolerance);
+}
+
+TEST_F(BackendConsistencyTest, EmbeddingAndGatherRowsCopyExactly) {
+  ASSERT_OK(init_kv_both({1, 16, kBlockSize, 2, 16}));
+  const StepLayout l = layout({{0, 5}, {3, 1}, {0, 9}}, false, 512);
+  ASSERT_OK(begin_both(l));
+  Pair table = input(512, 64), h = output(l.num_tokens(), 64);
+  ASSERT_OK(cpu_.embedding(table.cpu, h.cpu));
+  ASSERT_OK(cuda_->embedding(table.cuda, h.cuda));
+  EXPECT_EQ(compare(h, "embedding"), 0.0);
+
+  Pair last = output(3, 64);  // the step's own logit rows (uploaded with the step on cuda)
+  ASSERT_OK(cpu_.gather_rows(h.cpu, l.logit_rows, last.cpu));
+  ASSERT_OK(cuda_->gather_rows(h.cuda, l.logit_rows, last.cuda));
+  EXPECT_EQ(compare(last, "gather_rows (logit rows)"), 0.0);
+
+  const std::vector<int32_t> rows = {14, 0, 7, 7, 2};  // any rows, repeats allowed
+  Pair picked = output(5, 64);
+  ASSERT_OK(cpu_.gather_rows(h.cpu, rows, picked.cpu));
+  ASSERT_OK(cuda_->gather_rows(h.cuda, rows, picked.cuda));
+  EXPECT_EQ(compare(picked, "gather_rows (any rows)"), 0.0);
+}
+
+TEST_F(BackendConsistencyTest, RopeAtFarPositions) {
+  ModelConfig cfg;
+  cfg.head_dim = 32;
+  cfg.rope.theta = 500000.0;
+  cfg.torch_dtype = "bfloat16";
+  const RopeTable table = make_rope_table(cfg);
+  ASSERT_OK(init_kv_both({1, 128, kBlockSize, 2, 32}));
+  // Far positions: the angle's float32 rounding matters there, and both sides must share it.
+  const StepLayout l = layout({{400, 7}, {0, 4}, {62 * kBlockSize - 1, 1}}, false);
+  ASSERT_OK(begin_both(l));
+  Pair q = input(l.num_tokens(), 8 * 32), k = input(l.num_tokens(), 2 * 32);
+  ASSERT_OK(cpu_.rope(table, 32, q.cpu, k.cpu));
+  ASSERT_OK(cuda_->rope(table, 32, q.cuda, k.cuda));
+  EXPECT_LT(compare(q, "rope q"), kBf16Tolerance);
+  EXPECT_LT(compare(k, "rope k"), kBf16Tolerance);
+}
+
+// GQA (8 query heads on 2 KV heads), contexts over many shuffled blocks and past one 128-position
+// chunk, a fresh prefill, a chunked prefill over a cached prefix and decodes in one step.
+TEST_F(BackendConsistencyTest, PagedAttentionMixedPrefillDecodeGqa) {
+  constexpr int32_t kHeads = 8, kKvHeads = 2, kHeadDim = 32, kLayer = 1;
+  ASSERT_OK(init_kv_both({2, 64, kBlockSize, kKvHeads, kHeadDim}));
+  const std::vector<SeqSpec> specs = {{0, 37}, {20, 13}, {150, 1}, {8, 1}, {0, 1}};
+  // Earlier steps' K and V.
+  const StepLayout past = layout(specs, true);
+  ASSERT_OK(begin_both(past));
+  Pair pk = input(past.num_tokens(), kKvHeads * kHeadDim),
+       pv = input(past.num_tokens(), kKvHeads * kHeadDim);
+  ASSERT_OK(cpu_.kv_store(kLayer, pk.cpu, pv.cpu));
+  ASSERT_OK(cuda_->kv_store(kLayer, pk.cuda, pv.cuda));
+
+  const StepLayout now = layout(specs, false);
+  const int64_t n = now.num_tokens();
+  ASSERT_OK(begin_both(now));
+  Pair k = input(n, kKvHeads * kHeadDim), v = input(n, kKvHeads * kHeadDim);
+  Pair q = input(n, kHeads * kHeadDim, 2.0f), out = output(n, kHeads * kHeadDim);
+  ASSERT_OK(cpu_.kv_store(kLayer, k.cpu, v.cpu));
+  ASSERT_OK(cuda_->kv_store(kLayer, k.cuda, v.cuda));
+  ASSERT_OK(cpu_.attention(kLayer, q.cpu, kHeads, out.cpu));
+  ASSERT_OK(cuda_->attention(kLayer, q.cuda, kHeads, out.cuda));
+  EXPECT_LT(compare(out, "attention (paged, GQA, mixed)"), kBf16Tolerance);
+}
+
+// Mixed ranks (8 and 16), a slot with an untargeted projection, tokens without adapter, a segment
+// long enough for tensor cores next to short ones, A and Bᵀ spread over shuffled pages.
+TEST_F(BackendConsistencyTest, LoraShrinkAndExpand) {
+  constexpr int32_t kLayers = 2, kSlots = 3, kIn = 96;
+  constexpr int64_t kPageElems = 64;
+  const int64_t out_dims[3] = {128, 32, 32};  // q, k, v
+  ASSERT_OK(init_kv_both({1, 32, kBlockSize, 2, 16}));
+  const LoraPoolShape shape{512, kPageElems, kSlots, kLayers};
+  ASSERT_OK(cpu_.init_lora_pool(shape));
+  ASSERT_OK(cuda_->init_lora_pool(shape));
+
+  std::vector<int32_t> free_pages(shape.num_pages);
+  std::iota(free_pages.begin(), free_pages.end(), 0);
+  std::shuffle(free_pages.begin(), free_pages.end(), rng_);
+  std::vector<int32_t> page_indices;
+  std::vector<float> page_data;
+  std::vector<kernels::sgmv::LoraModuleRef> modules(kSlots * kLayers * 7, {0, 0.f, 0, 0});
+  auto put_matrix = [&](int64_t rank, int64_t dim) {
+    const int32_t first = static_cast<int32_t>(page_indices.size());
+    const int64_t pages = kernels::sgmv::pages_for_matrix(rank, dim, kPageElems);
+    std::vector<float> values = random_values(static_cast<size_t>(rank * dim), rng_, 0.2f);
+    values.resize(static_cast<size_t>(pages * kPageElems), 0.f);
+    page_data.insert(page_data.end(), values.begin(), values.end());
+    for (int64_t i = 0; i < pages; ++i) page_indices.push_back(free_pages[page_indices.size()]);
+    return first;
+  };
+  for (int32_t slot = 0; slot < 2; ++slot) {
+    for (int32_t layer = 0; layer < kLayers; ++layer) {
+      for (int32_t proj = 0; proj < 3; ++proj) {
+        const int32_t rank = (slot == 1 && layer == 1 && proj == 1) ? 0 : (slot == 0 ? 8 : 16);
+        if (rank == 0) continue;
+        const int32_t a = put_matrix(rank, kIn);
+        const int32_t bt = put_matrix(rank, out_dims[proj]);
+        modules[(slot * kLayers + layer) * 7 + proj] = {rank, 0.5f + slot, a, bt};
+      }
+    }
+  }
+  for (Backend* b : {static_cast<Backend*>(&cpu_), cuda_.get()}) {
+    ASSERT_OK(b->write_lora_pages(page_indices, page_data));
+    ASSERT_OK(b->write_lora_tables(page_indices, modules));
+  }
+
+  // Segments: 20 tokens of slot 1, 4 of slot 0, 6 without adapter, 3 of slot 1.
+  StepLayout l = layout({{0, 20}, {0, 4}, {0, 6}, {0, 3}}, false);
+  l.segment_starts = {0, 20, 24, 30, 33};
+  l.segment_slots = {1, 0, -1, 1};
+  for (size_t s = 0; s < l.segment_slots.size(); ++s) {
+    for (int32_t t = l.segment_starts[s]; t < l.segment_starts[s + 1]; ++t)
+      l.token_slots.push_back(l.segment_slots[s]);
+  }
+  l.max_rank = 16;
+  const int64_t n = l.num_tokens();
+  ASSERT_OK(begin_both(l));
+
+  for (int32_t layer = 0; layer < kLayers; ++layer) {
+    Pair x = input(n, kIn);
+    Pair v[3] = {output(n, 16, DType::kF32), output(n, 16, DType::kF32),
+                 output(n, 16, DType::kF32)};
+    Tensor cpu_v[3] = {v[0].cpu, v[1].cpu, v[2].cpu}, cuda_v[3] = {v[0].cuda, v[1].cuda, v[2].cuda};
+    const int32_t projs[3] = {0, 1, 2};
+    ASSERT_OK(cpu_.lora_shrink(x.cpu, layer, projs, cpu_v));
+    ASSERT_OK(cuda_->lora_shrink(x.cuda, layer, projs, cuda_v));
+    for (int32_t p = 0; p < 3; ++p) {
+      const std::string op = "lora_shrink L" + std::to_string(layer) + " proj " + std::to_string(p);
+      EXPECT_LT(compare(v[p], op.c_str()), kFloatTolerance);
+    }
+    for (int32_t p = 0; p < 3; ++p) {
+      Pair y = input(n, out_dims[p]);
+      const std::vector<float> before = download(cpu_, y.cpu);
+      ASSERT_OK(cpu_.lora_expand(v[p].cpu, layer, p, y.cpu));
+      ASSERT_OK(cuda_->lora_expand(v[p].cuda, layer, p, y.cuda));
+      const std::string op = "lora_expand L" + std::to_string(layer) + " proj " + std::to_string(p);
+      EXPECT_LT(compare(y, op.c_str()), kBf16Tolerance);
+      const std::vector<float> after = download(*cuda_, y.cuda);
+      for (int64_t i = 24 * out_dims[p]; i < 30 * out_dims[p]; ++i) {  // no adapter: untouched
+        ASSERT_EQ(after[i], before[i]) << op << " changed a row without adapter";
+      }
+    }
+  }
+}
+
+TEST(MakeBackendTest, NamesCudaDevicesAndRejectsBadOnes) {
+  EXPECT_FALSE(make_backend("cuda:x").ok());
+  EXPECT_FALSE(make_backend("cuda:").ok());
+  EXPECT_FALSE(make_backend("cuda:4096").ok());
+  auto b = make_backend("cuda:0");
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_EQ((*b)->name(), "cuda:0");
+}
+
+}  // namespace
+}  // namespace quilt::engine
