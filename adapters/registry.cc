@@ -8,6 +8,7 @@
 #include "adapters/registry.h"
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <future>
 #include <utility>
@@ -73,10 +74,52 @@ AdapterRegistry::AdapterRegistry(storage::Database& db, const engine::ModelConfi
                                  int64_t cache_bytes)
     : db_(db), model_(model), cache_bytes_(std::max<int64_t>(cache_bytes, 0)) {}
 
+namespace {
+
+// Refuses weights this server could store but never serve: too high a rank for the engine, or
+// values that become Inf (or NaN) in the compute dtype.
+Status check_limits(const engine::LoraWeights& w, const AdapterLimits& limits) {
+  if (limits.max_rank > 0 && w.max_rank() > limits.max_rank) {
+    return Status::Unprocessable("rank " + std::to_string(w.max_rank()) +
+                                 " is above this server's limit of " +
+                                 std::to_string(limits.max_rank));
+  }
+  const double max = limits.max_abs_value;
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    for (const engine::LoraModule& m : w.layers[l]) {
+      if (m.rank == 0) continue;
+      const std::string where = "layer " + std::to_string(l);
+      if (!std::isfinite(m.scale) || std::fabs(m.scale) > max) {
+        return Status::Unprocessable("lora_alpha gives a scale of " + std::to_string(m.scale) +
+                                     " (" + where + "), which is not finite in the compute dtype");
+      }
+      for (float x : m.a) {
+        if (!(std::fabs(x) <= max)) {
+          return Status::Unprocessable("a lora_A weight of " + where + " (" + std::to_string(x) +
+                                       ") overflows the compute dtype");
+        }
+      }
+      for (float x : m.bt) {
+        const double scaled = static_cast<double>(x) * m.scale;
+        if (!(std::fabs(x) <= max) || !(std::fabs(scaled) <= max)) {
+          return Status::Unprocessable("a lora_B weight of " + where + " (" + std::to_string(x) +
+                                       ", times the scale " + std::to_string(m.scale) +
+                                       ") overflows the compute dtype");
+        }
+      }
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<AdapterRegistry>> AdapterRegistry::open(storage::Database& db,
                                                                const engine::ModelConfig& model,
-                                                               int64_t host_cache_bytes) {
+                                                               int64_t host_cache_bytes,
+                                                               const AdapterLimits& limits) {
   std::unique_ptr<AdapterRegistry> reg(new AdapterRegistry(db, model, host_cache_bytes));
+  reg->limits_ = limits;
   QUILT_ASSIGN_OR_RETURN(auto records, db.scan(storage::Family::kAdapters, store::kMetaPrefix));
   // No other thread can see `reg` yet; the lock only keeps the guarded-by contract simple.
   std::lock_guard lock(reg->mu_);
@@ -96,7 +139,7 @@ Result<std::unique_ptr<AdapterRegistry>> AdapterRegistry::open(storage::Database
 }
 
 bool AdapterRegistry::valid_name(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
+  if (name.empty() || name.size() > 64 || name == "." || name == "..") return false;
   for (char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '.' || c == '_' || c == '-';
@@ -110,7 +153,7 @@ Result<AdapterVersion> AdapterRegistry::deploy(const std::string& name, const st
                                                const std::filesystem::path& weights_file) {
   if (!valid_name(name)) {
     return Status::InvalidArgument("invalid adapter name '" + name +
-                                   "': use 1 to 64 of A-Z a-z 0-9 . _ -");
+                                   "': use 1 to 64 of A-Z a-z 0-9 . _ - (not . or ..)");
   }
   // Tenant ids are "t_" + hex; the same alphabet keeps owners safe in keys, JSON and logs.
   if (!valid_name(owner)) return Status::InvalidArgument("invalid owner tenant id '" + owner + "'");
@@ -118,6 +161,7 @@ Result<AdapterVersion> AdapterRegistry::deploy(const std::string& name, const st
   // The slow part (file read, parse, validation, float conversion) holds no lock at all.
   QUILT_ASSIGN_OR_RETURN(store::Upload up,
                          store::prepare_upload(model_, name, config_json, weights_file));
+  QUILT_RETURN_IF_ERROR(check_limits(*up.weights, limits_));
 
   std::shared_ptr<Entry> e;
   {

@@ -43,6 +43,15 @@ struct ResolvedAdapter {
   std::shared_ptr<const engine::LoraWeights> weights;
 };
 
+// What this server's engine can run; an upload beyond it is refused (Unprocessable) instead of
+// being stored and then failing every request.
+struct AdapterLimits {
+  int64_t max_rank = 0;  // 0: no limit
+  // Largest magnitude the compute dtype holds (fp16: 65504): a weight, or a lora_B weight times
+  // the scale, beyond it would be Inf on the device.
+  double max_abs_value = 3.4028234663852886e38;
+};
+
 // Thread-safe. Uploads validate and persist outside the lock, so they never stall resolve().
 class AdapterRegistry {
  public:
@@ -50,9 +59,11 @@ class AdapterRegistry {
   // the weights kept in memory (LRU; what requests hold stays alive through their shared_ptr).
   static Result<std::unique_ptr<AdapterRegistry>> open(storage::Database& db,
                                                        const engine::ModelConfig& model,
-                                                       int64_t host_cache_bytes);
+                                                       int64_t host_cache_bytes,
+                                                       const AdapterLimits& limits = {});
 
-  static bool valid_name(const std::string& name);  // [A-Za-z0-9._-]{1,64}
+  // [A-Za-z0-9._-]{1,64}, except "." and ".." (path components, never names).
+  static bool valid_name(const std::string& name);
 
   // Hot deploy: validates config + weights against the base model (Unprocessable naming what
   // does not fit), persists version metadata, weights and the live pointer in one synced batch,
@@ -102,6 +113,7 @@ class AdapterRegistry {
   storage::Database& db_;            // constant after construction
   engine::ModelConfig model_;        // constant after construction
   int64_t cache_bytes_;              // constant after construction
+  AdapterLimits limits_;             // constant after construction
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // guarded by mu_
   std::map<CacheKey, CacheSlot> cache_;                    // guarded by mu_

@@ -18,6 +18,7 @@ namespace {
 using gateway::HttpRequest;
 using gateway::Platform;
 using gateway::ResponseWriter;
+using gateway::param_of;
 using gateway::send_error;
 using nlohmann::json;
 using Writer = std::shared_ptr<ResponseWriter>;
@@ -27,18 +28,6 @@ json tenant_json(const tenants::Tenant& t) {
           {"limits", {{"max_concurrent", t.limits.max_concurrent},
                       {"requests_per_minute", t.limits.requests_per_minute},
                       {"tokens_per_minute", t.limits.tokens_per_minute}}}};
-}
-
-// Validation messages start with the field they are about ("weight: must be ..."): that is the param.
-std::string param_of(const Status& st) {
-  const std::string& m = st.message();
-  const size_t colon = m.find(": ");
-  if (!st.IsInvalidArgument() || colon == std::string::npos) return "";
-  const std::string field = m.substr(0, colon);
-  const bool identifier = std::all_of(field.begin(), field.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
-  });
-  return identifier ? field : "";
 }
 
 void reply(ResponseWriter& w, int status, const json& body) {
@@ -176,7 +165,7 @@ void deploy_upload(Platform& p, const std::string& name, const std::filesystem::
 void upload_adapter(Platform& p, HttpRequest& req, Writer w) {
   const std::string name = req.params.at("name");
   if (!adapters::AdapterRegistry::valid_name(name)) {
-    return send_error(*w, Status::InvalidArgument("name: must match [A-Za-z0-9._-]{1,64}"), "name");
+    return send_error(*w, Status::InvalidArgument("name: must match [A-Za-z0-9._-]{1,64} and not be . or .."), "name");
   }
   // The owner keeps the uploaded file until the deploy is done with it.
   p.blocking->post([&p, name, file = req.body_file, owner = req.body_file_owner,
@@ -267,7 +256,8 @@ void add_admin_routes(gateway::Router& router, Platform& p, const std::atomic<bo
     reply(*w, 200, {{"name", name}, {"deleted", true}});
   });
 
-  router.add("GET", "/metrics", [&p](HttpRequest&, Writer w) {
+  router.add("GET", "/metrics", [&p](HttpRequest& req, Writer w) {
+    if (!gateway::authenticate_metrics(p, req, *w)) return;
     w->send(200, "text/plain; version=0.0.4", p.metrics->render());
   });
   router.add("GET", "/healthz", [](HttpRequest&, Writer w) { reply(*w, 200, {{"status", "ok"}}); });

@@ -41,7 +41,14 @@ std::string apply(ServeFlags& f, const std::string& key, const std::string& v) {
   if (key == "model") c.model = v;
   else if (key == "data-dir") c.data_dir = v;
   else if (key == "host") c.http.host = v;
-  else if (key == "device") c.device = v;
+  else if (key == "device") {
+    c.device = v;
+    const bool cuda_n = v.rfind("cuda:", 0) == 0 && v.size() > 5 &&
+                        v.find_first_not_of("0123456789", 5) == std::string::npos;
+    if (v != "cpu" && v != "cuda" && !cuda_n) err = "device: unknown device '" + v + "' (expected cpu, cuda or cuda:N)";
+  }
+  else if (key == "metrics-key") c.metrics_key = v;
+  else if (key == "max-lora-rank") { if ((err = num(n)).empty() && n < 1) err = "max-lora-rank: must be at least 1"; c.max_lora_rank = static_cast<int32_t>(n); }
   else if (key == "admin-key-file") f.admin_key_file = v;
   else if (key == "port") { if ((err = num(n)).empty() && n > 65535) err = "port: out of range"; c.http.port = static_cast<uint16_t>(n); }
   else if (key == "threads") { err = num(n); c.http.threads = static_cast<int>(n); }

@@ -5,6 +5,31 @@
 #include "gateway/openai_routes.h"
 
 namespace quilt::app {
+namespace {
+
+// Upload bodies and parts live in upload_dir only while their request does: whatever is there at
+// start was left by a process that died (kill -9) mid-upload.
+void remove_stale_uploads(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("quilt-upload-", 0) != 0 && name.rfind("quilt-part-", 0) != 0) continue;
+    std::error_code ignored;
+    std::filesystem::remove(entry.path(), ignored);
+  }
+}
+
+// The largest magnitude a dtype holds: adapter values beyond it would be Inf on the device.
+double max_finite(engine::DType dtype) {
+  switch (dtype) {
+    case engine::DType::kF16: return 65504.0;
+    case engine::DType::kBF16: return 3.3895313892515355e38;
+    case engine::DType::kF32: break;
+  }
+  return 3.4028234663852886e38;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
   std::unique_ptr<Server> s(new Server());
@@ -29,10 +54,15 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
   eo.kv_cache_bytes = c.kv_cache_mb << 20;
   eo.max_waiting = c.max_waiting;
   eo.max_in_flight_per_tenant = c.max_in_flight_per_tenant;
+  eo.max_lora_rank = c.max_lora_rank;
   auto eng = engine::Engine::create(c.model, eo);
   if (!eng.ok()) return eng.status().with_context("model " + c.model.string());
   s->engine_ = std::move(eng).value();
-  auto registry = adapters::AdapterRegistry::open(*s->db_, s->engine_->config(), c.host_cache_mb << 20);
+  adapters::AdapterLimits limits;
+  limits.max_rank = s->engine_->options().max_lora_rank;
+  limits.max_abs_value = max_finite(s->engine_->compute_dtype());
+  auto registry =
+      adapters::AdapterRegistry::open(*s->db_, s->engine_->config(), c.host_cache_mb << 20, limits);
   if (!registry.ok()) return context("adapters")(registry.status());
   s->registry_ = std::move(registry).value();
 
@@ -44,6 +74,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
   p.registry = s->registry_.get();
   p.metrics = &s->metrics_;
   p.request_timeout = c.request_timeout;
+  p.metrics_key = c.metrics_key;
   s->blocking_ = std::make_unique<gateway::BlockingPool>(2);
   p.blocking = s->blocking_.get();
   p.model_id = std::filesystem::weakly_canonical(c.model).filename().string();
@@ -51,6 +82,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
   std::error_code ec;
   std::filesystem::create_directories(p.upload_dir, ec);
   if (ec) return Status::IOError(p.upload_dir.string() + ": " + ec.message());
+  remove_stale_uploads(p.upload_dir);
 
   s->router_ = std::make_unique<gateway::Router>();
   gateway::add_openai_routes(*s->router_, p);
@@ -69,10 +101,18 @@ Status Server::stop(std::chrono::milliseconds drain) {
   stopped_ = true;
   platform_.draining = true;
   ready_ = false;
-  http_->stop(drain);
+  if (http_) http_->stop(drain);
   blocking_.reset();  // uploads still being validated finish (their answers go nowhere now)
-  QUILT_RETURN_IF_ERROR(usage_->flush());
-  return db_->flush();
+  // Requests that outlived the drain end here, while the limiter, metrics and usage they settle
+  // into are alive; nothing reaches the engine after this.
+  engine_.reset();
+  platform_.engine = nullptr;
+  Status st = usage_ ? usage_->flush() : Status::OK();
+  if (db_) {
+    Status flushed = db_->flush();
+    if (st.ok()) st = flushed;
+  }
+  return st;
 }
 
 Server::~Server() { (void)stop(std::chrono::milliseconds(1000)); }

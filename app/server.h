@@ -19,12 +19,14 @@ struct ServerConfig {
   std::filesystem::path data_dir = "quilt-data";
   std::string device = "cpu";
   std::optional<std::string> admin_key;  // from --admin-key-file or QUILT_ADMIN_KEY
+  std::string metrics_key;  // --metrics-key: a scraper's key for /metrics (the admin key works too)
   gateway::ServerOptions http;
   int64_t kv_cache_mb = 256;
   int64_t host_cache_mb = 1024;
   std::chrono::seconds request_timeout{600};
   int32_t max_waiting = 4096;               // engine queue, all tenants (503 beyond)
   int32_t max_in_flight_per_tenant = 1024;  // one tenant's queued + running (429 beyond)
+  int32_t max_lora_rank = 128;              // adapters of higher rank are refused at upload (422)
 };
 
 class Server {
@@ -40,21 +42,26 @@ class Server {
   const std::string& model_id() const { return platform_.model_id; }
 
   Status flush_usage() { return platform_.usage->flush(); }
-  // Stops taking requests (503), lets in-flight ones finish within `drain`, flushes storage.
+  // Stops taking requests (503), lets in-flight ones finish within `drain`, ends the ones left
+  // (their limiter slots and usage are settled before this returns), flushes storage.
+  // Safe on a server that start() left half-built.
   Status stop(std::chrono::milliseconds drain);
 
  private:
   Server() = default;
 
+  // Destroyed bottom-up. Every part is declared after what it reaches: the engine's final events
+  // (requests aborted by ~Engine) reach the limiter, metrics, usage and platform, so those are
+  // declared before it and outlive it. stop() ends the engine explicitly anyway.
   std::unique_ptr<storage::Database> db_;
   std::unique_ptr<tenants::TenantStore> tenants_;
   std::unique_ptr<tenants::UsageLedger> usage_;
-  std::unique_ptr<engine::Engine> engine_;
-  std::unique_ptr<adapters::AdapterRegistry> registry_;
   tenants::Limiter limiter_;
   Metrics metrics_;
   gateway::Platform platform_;
   std::atomic<bool> ready_{false};
+  std::unique_ptr<adapters::AdapterRegistry> registry_;
+  std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<gateway::BlockingPool> blocking_;
   std::unique_ptr<gateway::Router> router_;
   std::unique_ptr<gateway::HttpServer> http_;

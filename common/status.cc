@@ -17,6 +17,7 @@ int http_status(StatusCode code) {
     case StatusCode::kResourceExhausted: return 429;
     case StatusCode::kUnimplemented: return 501;
     case StatusCode::kUnavailable: return 503;
+    case StatusCode::kInsufficientStorage: return 507;
     case StatusCode::kInternal:
     case StatusCode::kIOError: return 500;
   }
@@ -39,6 +40,7 @@ std::string_view status_code_name(StatusCode code) {
     case StatusCode::kUnimplemented: return "unimplemented";
     case StatusCode::kUnavailable: return "overloaded_error";
     case StatusCode::kIOError: return "io_error";
+    case StatusCode::kInsufficientStorage: return "insufficient_storage";
   }
   return "internal_error";
 }

@@ -26,6 +26,7 @@ enum class StatusCode {
   kUnimplemented,       // 501
   kUnavailable,         // 503: overloaded or draining
   kIOError,             // 500: a file or device could not be read or written
+  kInsufficientStorage, // 507: storage is full or failing; writes are refused until it recovers
 };
 
 class [[nodiscard]] Status {
@@ -46,6 +47,7 @@ class [[nodiscard]] Status {
   static Status Unimplemented(std::string msg) { return {StatusCode::kUnimplemented, std::move(msg)}; }
   static Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
   static Status IOError(std::string msg) { return {StatusCode::kIOError, std::move(msg)}; }
+  static Status InsufficientStorage(std::string msg) { return {StatusCode::kInsufficientStorage, std::move(msg)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
@@ -56,6 +58,7 @@ class [[nodiscard]] Status {
   bool IsUnprocessable() const { return code_ == StatusCode::kUnprocessable; }
   bool IsUnimplemented() const { return code_ == StatusCode::kUnimplemented; }
   bool IsIOError() const { return code_ == StatusCode::kIOError; }
+  bool IsInsufficientStorage() const { return code_ == StatusCode::kInsufficientStorage; }
 
   // A copy with `context: ` in front of the message, same code.
   Status with_context(std::string_view context) const {

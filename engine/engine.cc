@@ -37,6 +37,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& mode
                                                          options.max_lora_rank));
   }
 
+  e->compute_dtype_ = backend.compute_dtype();
   const int64_t elem = dtype_size(backend.compute_dtype());
   const int64_t block_bytes = 2 * cfg.num_layers * options.block_size * cfg.kv_dim() * elem;
   KvCacheShape kv{static_cast<int32_t>(cfg.num_layers),

@@ -78,6 +78,8 @@ class Engine {
   const ModelConfig& config() const { return config_; }
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
   const EngineOptions& options() const { return options_; }
+  // The dtype activations and adapter weights are computed in (float32 on cpu).
+  DType compute_dtype() const { return compute_dtype_; }
 
  private:
   struct Core;  // engine-thread state: backend, model, KV blocks, adapters, scheduler
@@ -93,6 +95,7 @@ class Engine {
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Core> core_;
   int32_t kv_blocks_total_ = 0;
+  DType compute_dtype_ = DType::kF32;
 
   mutable std::mutex mu_;
   std::condition_variable wake_;

@@ -1,16 +1,43 @@
-// authenticate_tenant / authenticate_admin.
+// authenticate_tenant / authenticate_admin / authenticate_metrics.
 #include "gateway/auth.h"
+
+#include <cctype>
+#include <string_view>
 
 #include "gateway/http_server.h"
 
 namespace quilt::gateway {
 namespace {
 
+// The credentials of "Authorization: Bearer <key>"; the scheme is case-insensitive (RFC 9110
+// §11.1), and any run of spaces may follow it.
 std::string bearer(const HttpRequest& req) {
   const std::string h = req.header("authorization");
-  constexpr std::string_view kPrefix = "Bearer ";
-  if (h.size() <= kPrefix.size() || h.compare(0, kPrefix.size(), kPrefix) != 0) return {};
-  return h.substr(kPrefix.size());
+  constexpr std::string_view kScheme = "bearer";
+  if (h.size() <= kScheme.size() || h[kScheme.size()] != ' ') return {};
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(h[i])) != kScheme[i]) return {};
+  }
+  const size_t start = h.find_first_not_of(' ', kScheme.size());
+  return start == std::string::npos ? std::string() : h.substr(start);
+}
+
+// Compares without an early exit, so timing does not tell how much of a guess was right.
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  if (a.size() != b.size() || b.empty()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+// `key` is not the admin key: 403 for a tenant's key, 401 for anything else.
+bool refuse_non_admin(Platform& p, const std::string& key, ResponseWriter& w) {
+  if (p.tenants->authenticate(key)) {
+    send_error(w, Status::PermissionDenied("this route needs the admin key"));
+  } else {
+    send_error(w, Status::Unauthenticated("invalid admin key"));
+  }
+  return false;
 }
 
 }  // namespace
@@ -36,12 +63,18 @@ bool authenticate_admin(Platform& p, const HttpRequest& req, ResponseWriter& w) 
     return false;
   }
   if (p.tenants->is_admin_key(key)) return true;
-  if (p.tenants->authenticate(key)) {
-    send_error(w, Status::PermissionDenied("this route needs the admin key"));
-  } else {
-    send_error(w, Status::Unauthenticated("invalid admin key"));
+  return refuse_non_admin(p, key, w);
+}
+
+bool authenticate_metrics(Platform& p, const HttpRequest& req, ResponseWriter& w) {
+  const std::string key = bearer(req);
+  if (key.empty()) {
+    send_error(w, Status::Unauthenticated("missing key: /metrics needs the admin key or the "
+                                          "metrics key (Authorization: Bearer <key>)"));
+    return false;
   }
-  return false;
+  if (constant_time_equal(key, p.metrics_key) || p.tenants->is_admin_key(key)) return true;
+  return refuse_non_admin(p, key, w);
 }
 
 }  // namespace quilt::gateway

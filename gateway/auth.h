@@ -13,5 +13,8 @@ std::optional<tenants::Tenant> authenticate_tenant(Platform& p, const HttpReques
                                                    ResponseWriter& w);
 // True for the admin key; otherwise answers 401 (no or unknown key) or 403 (a tenant key).
 bool authenticate_admin(Platform& p, const HttpRequest& req, ResponseWriter& w);
+// True for the admin key or Platform::metrics_key; otherwise answers like authenticate_admin.
+// Metrics labels name tenants and private adapters, so they are not public.
+bool authenticate_metrics(Platform& p, const HttpRequest& req, ResponseWriter& w);
 
 }  // namespace quilt::gateway

@@ -38,14 +38,16 @@ void CompletionCall::start() {
   for (size_t i = 0; i < choices_.size(); ++i) engine_ids_.push_back(p_.next_request_id++);
   // A client that goes away cancels every choice; the engine frees their memory at once.
   writer_->on_disconnect([self] { self->cancel_all(); });
-  if (s_.request.stream) {
-    writer_->start_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
-  }
   // The request's own timeout, never longer than the server's.
   auto timeout = p_.request_timeout;
   if (s_.request.timeout_s) {
     timeout = std::min(timeout, std::chrono::milliseconds(static_cast<int64_t>(*s_.request.timeout_s * 1000)));
   }
+  // Held while submitting: events (on the engine thread) wait until the stream's head is out,
+  // and the head goes out only once the engine accepted the first request, so a request the
+  // engine refuses is answered with its 4xx status, streamed or not. (Lock order: mu_, then the
+  // engine's own lock; the engine never calls back while holding it.)
+  std::lock_guard lock(mu_);
   for (size_t i = 0; i < choices_.size(); ++i) {
     engine::Request r;
     r.deadline = started_ + timeout;
@@ -63,17 +65,19 @@ void CompletionCall::start() {
       // Only the first submit can fail on validation (they are identical); later ones only when
       // the engine is stopping. Cancel what went in and answer with the error.
       for (size_t j = 0; j < i; ++j) p_.engine->cancel(engine_ids_[j]);
-      std::lock_guard lock(mu_);
       failed_ = true;
       p_.limiter->release(s_.tenant.id, s_.reserved_tokens, 0);
-      if (s_.request.stream) {
+      if (i > 0 && s_.request.stream) {
         writer_->write_chunk(sse({{"error", {{"message", st.message()}, {"type", std::string(status_code_name(st.code()))}}}}));
         writer_->write_chunk("data: [DONE]\n\n");
         writer_->end_stream();
       } else {
-        send_error(*writer_, st, st.IsInvalidArgument() ? "prompt" : "");
+        send_error(*writer_, st, param_of(st));
       }
       return;
+    }
+    if (i == 0 && s_.request.stream) {
+      writer_->start_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
     }
   }
 }

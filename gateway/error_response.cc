@@ -1,6 +1,9 @@
 // send_error(): API.md's error envelope on a ResponseWriter.
 #include "gateway/error_response.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include <nlohmann/json.hpp>
 
 #include "gateway/http_server.h"
@@ -8,9 +11,32 @@
 namespace quilt::gateway {
 
 bool require_json(const HttpRequest& req, ResponseWriter& w) {
-  if (req.header("content-type").rfind("application/json", 0) == 0) return true;
+  // The media type is what precedes any ";" parameters, case-insensitive, spaces around it ignored.
+  const std::string type = req.header("content-type");
+  const std::string_view media = std::string_view(type).substr(0, type.find(';'));
+  const size_t begin = media.find_first_not_of(" \t");
+  const size_t end = media.find_last_not_of(" \t");
+  constexpr std::string_view kJson = "application/json";
+  const std::string_view trimmed =
+      begin == std::string_view::npos ? std::string_view() : media.substr(begin, end - begin + 1);
+  bool ok = trimmed.size() == kJson.size();
+  for (size_t i = 0; ok && i < kJson.size(); ++i) {
+    ok = std::tolower(static_cast<unsigned char>(trimmed[i])) == kJson[i];
+  }
+  if (ok) return true;
   send_error(w, Status::UnsupportedMedia("Content-Type must be application/json"));
   return false;
+}
+
+std::string param_of(const Status& st) {
+  const std::string& m = st.message();
+  const size_t colon = m.find(": ");
+  if (!st.IsInvalidArgument() || colon == std::string::npos) return "";
+  const std::string field = m.substr(0, colon);
+  const bool identifier = std::all_of(field.begin(), field.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
+  });
+  return identifier ? field : "";
 }
 
 std::string error_json(std::string_view message, std::string_view type, std::string_view param) {

@@ -71,9 +71,9 @@ void Listener::on_accept(beast::error_code ec, tcp::socket socket) {
   beast::error_code ignored;
   // Stream chunks are small and latency-bound: no Nagle delay.
   socket.set_option(tcp::no_delay(true), ignored);
-  if (state_->draining) {
-    socket.close(ignored);
-  } else if (state_->active.load() >= state_->options.max_connections) {
+  // While draining, new connections are still served, but only the health routes answer (the
+  // session sees draining and answers everything else 503).
+  if (state_->active.load() >= state_->options.max_connections) {
     std::make_shared<Session>(std::move(socket), state_, /*counted=*/false)->reject_overloaded();
   } else {
     std::make_shared<Session>(std::move(socket), state_, /*counted=*/true)->start();

@@ -110,15 +110,17 @@ void HttpServer::stop(std::chrono::milliseconds drain) {
   ServerState& state = *impl_->state;
   const auto deadline = std::chrono::steady_clock::now() + drain;
 
-  // 1. No new connections, no new requests on the open ones; idle connections close now.
+  // 1. No new requests on the open connections; idle ones close now. New connections are still
+  // accepted, for /readyz to answer 503 (a refused connection reads as a crash to a prober).
   state.draining = true;
-  impl_->listener->stop();
   for (const auto& session : state.live_sessions()) session->drain();
 
   // 2. Requests in flight finish (their answers say Connection: close) until the deadline.
   impl_->wait_sessions(deadline);
 
-  // 3. Whatever is left is closed; pending writers report a disconnect to their handlers.
+  // 3. No new connections; whatever is left is closed; pending writers report a disconnect to
+  // their handlers.
+  impl_->listener->stop();
   for (const auto& session : state.live_sessions()) session->close();
   impl_->wait_sessions(std::chrono::steady_clock::now() + kCloseGrace);
 

@@ -31,7 +31,12 @@ void send_error(ResponseWriter& w, int http_status, const std::string& message,
                 const std::string& type, const std::string& param = "",
                 std::vector<std::pair<std::string, std::string>> headers = {});
 
-// True when the request says its body is JSON; otherwise answers 415 and returns false.
+// Validation messages start with the field they are about ("top_p: must be ..."): that field,
+// for the envelope's `param`, or "" when the status is no InvalidArgument or names no field.
+std::string param_of(const Status& status);
+
+// True when the request's media type is application/json (parameters such as charset allowed);
+// otherwise answers 415 and returns false.
 bool require_json(const HttpRequest& req, ResponseWriter& w);
 
 class HttpServer {

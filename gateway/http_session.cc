@@ -80,6 +80,7 @@ Session::~Session() {
 }
 
 void Session::start() {
+  accepted_draining_ = state_->draining;
   {
     std::lock_guard lock(state_->mu);
     state_->sessions.emplace(this, weak_from_this());
@@ -124,7 +125,7 @@ void Session::do_await_request() {
   // The limit depends on the route, unknown until the header is in: checked by hand then.
   // (Not boost::none: Beast 1.74 compares `length > none`, which is always true.)
   header_parser_->body_limit(std::numeric_limits<uint64_t>::max());
-  if (state_->draining) return close_now();
+  if (state_->draining && !accepted_draining_) return close_now();
   if (buffer_.size() > 0) return do_read_header();  // the client sent it early
   // A new connection gets read_timeout to start its request; a kept-alive one idle_timeout.
   const auto& o = state_->options;
@@ -183,6 +184,25 @@ void Session::on_header(beast::error_code ec, size_t /*n*/) {
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     auto [it, inserted] = request_.headers.emplace(std::move(name), std::string(field.value()));
     if (!inserted) it->second += ", " + std::string(field.value());  // RFC 9110 list semantics
+  }
+  // Only "chunked" frames a request body here. Any other coding (gzip, "chunked, gzip") leaves
+  // the body's length unknown: reading it as empty would parse the body as the next request
+  // (request smuggling). RFC 9112 §6.3: answer 400 and close.
+  if (auto te = request_.headers.find("transfer-encoding"); te != request_.headers.end()) {
+    std::string_view v = te->second;
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    if (!beast::iequals(beast::string_view(v.data(), v.size()), "chunked")) {
+      return respond_error(Status::InvalidArgument("Transfer-Encoding '" + te->second +
+                                                   "' is not supported: only chunked"),
+                           true);
+    }
+  }
+  // A connection opened during the drain gets an answer only from the health routes: load
+  // balancers must see /readyz say 503, not a refused connection.
+  if (accepted_draining_ && request_.path != "/readyz" && request_.path != "/healthz") {
+    return respond_error(Status::Unavailable("the server is shutting down"),
+                         !header_parser_->is_done(), {{"Retry-After", "5"}});
   }
   route_request();
 }
@@ -323,6 +343,16 @@ void Session::on_watch(beast::error_code ec, size_t n) {
   if (phase_ == Phase::kClosed) return;
   if (!ec) buffer_.commit(n);
   if (phase_ == Phase::kResponding) {
+    // End of stream before the answer began is taken as a half-close (RFC 9112 §9.6): the client
+    // sent all it will and may still read, so its answer goes out, then the connection closes.
+    // (A client that closed for good looks the same until a write fails.) Once a stream is
+    // under way, end of stream means the client left: its generation is cancelled at once.
+    // Any other error means it is gone.
+    if (ec == net::error::eof && !response_started_) {
+      keep_alive_ = false;
+      half_closed_hold_ = shared_from_this();  // no read is pending now to keep this alive
+      return;
+    }
     if (ec) return close_now();  // the client hung up before its answer was complete
     return do_watch();
   }
@@ -447,6 +477,8 @@ void Session::on_write(beast::error_code ec, size_t /*n*/) {
 }
 
 void Session::finish_response() {
+  // The write just completed holds a reference until this returns; the hold can go.
+  half_closed_hold_.reset();
   if (auto writer = writer_.lock()) writer->mark_finished();
   writer_.reset();
   request_ = HttpRequest{};
@@ -494,6 +526,10 @@ void Session::close_now() {
   std::shared_ptr<SessionWriter> writer = writer_.lock();
   writer_.reset();
   if (answer_pending && writer) writer->mark_disconnected();
+  // Last: may destroy this session (the caller is a handler bound to a reference of its own, or
+  // a post holding one).
+  auto hold = std::move(half_closed_hold_);
 }
 
 }  // namespace quilt::gateway
+

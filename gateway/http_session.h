@@ -97,6 +97,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Touched only on the strand
   Phase phase_ = Phase::kAwaitRequest;
   bool first_request_ = true;
+  bool accepted_draining_ = false;  // opened during the drain: one answer, health routes only
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::empty_body>> header_parser_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> memory_parser_;
@@ -115,6 +116,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool streaming_ = false;
   bool chunked_ = false;
   bool watching_ = false;
+  // Set while a half-closed client waits for its answer: with no read pending, nothing else
+  // keeps this session alive until the writer's answer arrives.
+  std::shared_ptr<Session> half_closed_hold_;
 
   std::deque<std::string> write_queue_;  // deque: pushing never moves the strings being written
   size_t queued_bytes_ = 0;

@@ -26,6 +26,7 @@ struct Platform {
   Metrics* metrics = nullptr;
   BlockingPool* blocking = nullptr;      // uploads are validated and persisted here
   std::string model_id;                  // the base model's name in /v1/models and `model`
+  std::string metrics_key;               // besides the admin key, opens /metrics ("" = none)
   std::filesystem::path upload_dir;      // where multipart parts go
   std::chrono::milliseconds request_timeout{600000};  // default and upper bound of a deadline
   std::atomic<bool> draining{false};     // set on SIGTERM: new requests get 503

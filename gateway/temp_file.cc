@@ -69,7 +69,10 @@ Status TempFileWriter::write(const char* data, size_t size) {
     const ssize_t n = ::write(fd_, data, size);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status::IOError("cannot write " + path_.string() + ": " + std::strerror(errno));
+      const std::string why = "cannot write " + path_.string() + ": " + std::strerror(errno);
+      // A full disk is the server's condition, not a fault in the request: 507, as storage says.
+      if (errno == ENOSPC || errno == EDQUOT) return Status::InsufficientStorage(why);
+      return Status::IOError(why);
     }
     data += n;
     size -= static_cast<size_t>(n);

@@ -224,6 +224,7 @@ TEST_F(RegistryTest, BadNamesAndForeignOwnersAreInvalidArgument) {
   EXPECT_TRUE(AdapterRegistry::valid_name(std::string(64, 'x')));
   for (const std::string& bad : {std::string(), std::string(65, 'x'), std::string("a b"),
                                  std::string("a/b"), std::string("a@1"), std::string("caf\xc3\xa9"),
+                                 std::string("."), std::string(".."),
                                  std::string("a\x1f"
                                              "b")}) {
     EXPECT_FALSE(AdapterRegistry::valid_name(bad)) << bad;

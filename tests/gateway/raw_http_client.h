@@ -55,6 +55,11 @@ class RawClient {
     fd_ = -1;
   }
 
+  // Half-close: no more bytes from us, but we still read.
+  void shutdown_write() {
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+  }
+
   bool send(std::string_view bytes) {
     while (!bytes.empty()) {
       const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);

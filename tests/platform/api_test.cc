@@ -306,7 +306,7 @@ TEST_F(ServerTest, ClientDisconnectMidStreamFreesTheRequest) {
 TEST_F(ServerTest, MetricsCountRequestsAndTokens) {
   auto [tenant, key] = make_tenant("acme");
   call_json("POST", "/v1/completions", key, greedy_body(server_->model_id(), "hi", 3), 200);
-  HttpResponse m = call("GET", "/metrics", "");
+  HttpResponse m = call("GET", "/metrics", kAdminKey);
   ASSERT_EQ(m.status, 200);
   EXPECT_NE(m.body.find("quilt_http_requests_total{route=\"/v1/completions\",status=\"200\"} 1"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("quilt_completion_tokens_total{adapter=\"\",tenant=\"" + tenant + "\"} 3"), std::string::npos);
