@@ -119,6 +119,9 @@ class BackendConsistencyTest : public ::testing::Test {
     return cuda_->init_kv_cache(shape);
   }
 
+  void check_lora(int64_t in_dim, const std::vector<int32_t>& projs,
+                  const std::vector<int64_t>& out_dims, int32_t rank0, int32_t rank1);
+
   static constexpr int32_t kBlockSize = 8;
   std::mt19937 rng_{1234};
   CpuBackend cpu_;
@@ -220,14 +223,17 @@ TEST_F(BackendConsistencyTest, PagedAttentionMixedPrefillDecodeGqa) {
   EXPECT_LT(compare(out, "attention (paged, GQA, mixed)"), kBf16Tolerance);
 }
 
-// Mixed ranks (8 and 16), a slot with an untargeted projection, tokens without adapter, a segment
-// long enough for tensor cores next to short ones, A and Bᵀ spread over shuffled pages.
-TEST_F(BackendConsistencyTest, LoraShrinkAndExpand) {
-  constexpr int32_t kLayers = 2, kSlots = 3, kIn = 96;
-  constexpr int64_t kPageElems = 64;
-  const int64_t out_dims[3] = {128, 32, 32};  // q, k, v
+// Mixed ranks, a slot with an untargeted projection, tokens without adapter, a segment long
+// enough for tensor cores next to short ones, A and Bᵀ spread over shuffled pages: shrink fused
+// over `projs` (all reading x [T, in_dim]), then one expand per projection.
+void BackendConsistencyTest::check_lora(int64_t in_dim, const std::vector<int32_t>& projs,
+                                        const std::vector<int64_t>& out_dims, int32_t rank0,
+                                        int32_t rank1) {
+  constexpr int32_t kLayers = 2, kSlots = 3;
+  constexpr int64_t kPageElems = 64;  // the engine's page: hidden_size of the tiny model
+  const int32_t max_rank = std::max(rank0, rank1);
   ASSERT_OK(init_kv_both({1, 32, kBlockSize, 2, 16}));
-  const LoraPoolShape shape{512, kPageElems, kSlots, kLayers};
+  const LoraPoolShape shape{1024, kPageElems, kSlots, kLayers};
   ASSERT_OK(cpu_.init_lora_pool(shape));
   ASSERT_OK(cuda_->init_lora_pool(shape));
 
@@ -248,15 +254,19 @@ TEST_F(BackendConsistencyTest, LoraShrinkAndExpand) {
   };
   for (int32_t slot = 0; slot < 2; ++slot) {
     for (int32_t layer = 0; layer < kLayers; ++layer) {
-      for (int32_t proj = 0; proj < 3; ++proj) {
-        const int32_t rank = (slot == 1 && layer == 1 && proj == 1) ? 0 : (slot == 0 ? 8 : 16);
+      for (size_t i = 0; i < projs.size(); ++i) {
+        // Slot 1 leaves its last projection of layer 1 alone.
+        const bool untargeted =
+            slot == 1 && layer == 1 && i + 1 == projs.size() && projs.size() > 1;
+        const int32_t rank = untargeted ? 0 : (slot == 0 ? rank0 : rank1);
         if (rank == 0) continue;
-        const int32_t a = put_matrix(rank, kIn);
-        const int32_t bt = put_matrix(rank, out_dims[proj]);
-        modules[(slot * kLayers + layer) * 7 + proj] = {rank, 0.5f + slot, a, bt};
+        const int32_t a = put_matrix(rank, in_dim);
+        const int32_t bt = put_matrix(rank, out_dims[i]);
+        modules[(slot * kLayers + layer) * 7 + projs[i]] = {rank, 0.5f + slot, a, bt};
       }
     }
   }
+  ASSERT_LE(page_indices.size(), static_cast<size_t>(shape.num_pages));
   for (Backend* b : {static_cast<Backend*>(&cpu_), cuda_.get()}) {
     ASSERT_OK(b->write_lora_pages(page_indices, page_data));
     ASSERT_OK(b->write_lora_tables(page_indices, modules));
@@ -267,39 +277,55 @@ TEST_F(BackendConsistencyTest, LoraShrinkAndExpand) {
   l.segment_starts = {0, 20, 24, 30, 33};
   l.segment_slots = {1, 0, -1, 1};
   for (size_t s = 0; s < l.segment_slots.size(); ++s) {
-    for (int32_t t = l.segment_starts[s]; t < l.segment_starts[s + 1]; ++t)
+    for (int32_t t = l.segment_starts[s]; t < l.segment_starts[s + 1]; ++t) {
       l.token_slots.push_back(l.segment_slots[s]);
+    }
   }
-  l.max_rank = 16;
+  l.max_rank = max_rank;
   const int64_t n = l.num_tokens();
   ASSERT_OK(begin_both(l));
 
   for (int32_t layer = 0; layer < kLayers; ++layer) {
-    Pair x = input(n, kIn);
-    Pair v[3] = {output(n, 16, DType::kF32), output(n, 16, DType::kF32),
-                 output(n, 16, DType::kF32)};
-    Tensor cpu_v[3] = {v[0].cpu, v[1].cpu, v[2].cpu}, cuda_v[3] = {v[0].cuda, v[1].cuda, v[2].cuda};
-    const int32_t projs[3] = {0, 1, 2};
+    Pair x = input(n, in_dim);
+    std::vector<Pair> v;
+    std::vector<Tensor> cpu_v, cuda_v;
+    for (size_t i = 0; i < projs.size(); ++i) {
+      v.push_back(output(n, max_rank, DType::kF32));
+      cpu_v.push_back(v.back().cpu);
+      cuda_v.push_back(v.back().cuda);
+    }
     ASSERT_OK(cpu_.lora_shrink(x.cpu, layer, projs, cpu_v));
     ASSERT_OK(cuda_->lora_shrink(x.cuda, layer, projs, cuda_v));
-    for (int32_t p = 0; p < 3; ++p) {
-      const std::string op = "lora_shrink L" + std::to_string(layer) + " proj " + std::to_string(p);
-      EXPECT_LT(compare(v[p], op.c_str()), kFloatTolerance);
+    for (size_t i = 0; i < projs.size(); ++i) {
+      const std::string op =
+          "lora_shrink L" + std::to_string(layer) + " proj " + std::to_string(projs[i]);
+      EXPECT_LT(compare(v[i], op.c_str()), kFloatTolerance);
     }
-    for (int32_t p = 0; p < 3; ++p) {
-      Pair y = input(n, out_dims[p]);
+    for (size_t i = 0; i < projs.size(); ++i) {
+      Pair y = input(n, out_dims[i]);
       const std::vector<float> before = download(cpu_, y.cpu);
-      ASSERT_OK(cpu_.lora_expand(v[p].cpu, layer, p, y.cpu));
-      ASSERT_OK(cuda_->lora_expand(v[p].cuda, layer, p, y.cuda));
-      const std::string op = "lora_expand L" + std::to_string(layer) + " proj " + std::to_string(p);
+      ASSERT_OK(cpu_.lora_expand(v[i].cpu, layer, projs[i], y.cpu));
+      ASSERT_OK(cuda_->lora_expand(v[i].cuda, layer, projs[i], y.cuda));
+      const std::string op =
+          "lora_expand L" + std::to_string(layer) + " proj " + std::to_string(projs[i]);
       EXPECT_LT(compare(y, op.c_str()), kBf16Tolerance);
       const std::vector<float> after = download(*cuda_, y.cuda);
-      for (int64_t i = 24 * out_dims[p]; i < 30 * out_dims[p]; ++i) {  // no adapter: untouched
-        ASSERT_EQ(after[i], before[i]) << op << " changed a row without adapter";
+      for (int64_t e = 24 * out_dims[i]; e < 30 * out_dims[i]; ++e) {  // no adapter: untouched
+        ASSERT_EQ(after[e], before[e]) << op << " changed a row without adapter";
       }
     }
   }
 }
+
+TEST_F(BackendConsistencyTest, LoraQkvFusedShrinkAndExpand) {
+  check_lora(96, {0, 1, 2}, {128, 32, 32}, 8, 16);
+}
+
+// The tiny model's MLP shapes: gate/up fused (64 → 176), down (176 → 64), ranks 4 and 64.
+TEST_F(BackendConsistencyTest, LoraGateUpShrinkAndExpand) {
+  check_lora(64, {4, 5}, {176, 176}, 4, 16);
+}
+TEST_F(BackendConsistencyTest, LoraDownShrinkAndExpand) { check_lora(176, {6}, {64}, 64, 16); }
 
 TEST(MakeBackendTest, NamesCudaDevicesAndRejectsBadOnes) {
   EXPECT_FALSE(make_backend("cuda:x").ok());
