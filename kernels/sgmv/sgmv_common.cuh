@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "kernels/sgmv/sgmv_cuda.h"
@@ -221,7 +222,9 @@ template <int kVec, typename T>
 __device__ __forceinline__ void load_ro(const T* p, float (&out)[kVec]) {
   if constexpr (kVec == kVecElems) {
     const uint4 raw = __ldg(reinterpret_cast<const uint4*>(p));
-    const auto* h = reinterpret_cast<const typename Vec2<T>::type*>(&raw);
+    typename Vec2<T>::type h[kVec / 2];
+    // memcpy, not a pointer cast: host compilers (the simulator build) enforce strict aliasing.
+    memcpy(static_cast<void*>(h), &raw, sizeof(raw));
 #pragma unroll
     for (int i = 0; i < kVec / 2; ++i) {
       const float2 f = to_float2(h[i]);
@@ -252,12 +255,14 @@ template <int kVec, typename T>
 __device__ __forceinline__ void add_store(T* y, const float* acc) {
   if constexpr (kVec == kVecElems) {
     uint4 raw = *reinterpret_cast<const uint4*>(y);
-    auto* h = reinterpret_cast<typename Vec2<T>::type*>(&raw);
+    typename Vec2<T>::type h[kVec / 2];
+    memcpy(static_cast<void*>(h), &raw, sizeof(raw));
 #pragma unroll
     for (int i = 0; i < kVec / 2; ++i) {
       const float2 f = to_float2(h[i]);
       h[i] = pack2<T>(f.x + acc[2 * i], f.y + acc[2 * i + 1]);
     }
+    memcpy(&raw, h, sizeof(raw));
     *reinterpret_cast<uint4*>(y) = raw;
   } else {
 #pragma unroll
