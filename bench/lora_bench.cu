@@ -21,12 +21,6 @@
 //
 // Writes lora_bench.csv and lora_bench.md into --out (and the markdown to stdout); exits 1 if a
 // check failed or a CUDA call did.
-#ifdef QUILT_CUDA_SIM
-// cuda_sim.h (force-included) defines __noinline__ as CUDA does, which breaks libstdc++'s own
-// __attribute__((__noinline__)) in the standard headers below; this file needs neither.
-#pragma push_macro("__noinline__")
-#undef __noinline__
-#endif
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -43,10 +37,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#ifdef QUILT_CUDA_SIM
-#pragma pop_macro("__noinline__")
-#endif
 
 #include "bench/lora_workloads.h"
 #include "kernels/common/cuda_check.h"

@@ -29,7 +29,10 @@ void check_access(const void* addr, size_t n, bool write, bool atomic) {
     }
     return;
   }
-  if (shared_access(p, n, write, atomic)) return;
+  if (g_shared_ranges.contains(p)) {
+    shared_access(p, n, write, atomic);
+    return;
+  }
   if (p < 65536) {
     fault_in_kernel("memcheck: invalid " + std::string(what) + " of " + std::to_string(n) + " bytes at " +
                         describe_address(p),

@@ -28,7 +28,6 @@
 #undef __grid_constant__
 #define __grid_constant__
 #define __launch_bounds__(...)
-#define __noinline__ __attribute__((noinline))
 
 #define threadIdx (::quilt::sim::thread_index())
 #define blockIdx (::quilt::sim::block_index())

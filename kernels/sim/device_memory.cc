@@ -15,6 +15,10 @@
 #include "kernels/sim/sim_state.h"
 
 namespace quilt::sim {
+
+uintptr_t g_device_lo = 0;
+uintptr_t g_device_span = 0;
+
 namespace {
 
 constexpr size_t kReservedBytes = size_t{256} << 30;  // address space only: NORESERVE
@@ -49,6 +53,8 @@ struct Region {
     }
     base = static_cast<uint8_t*>(b);
     shadow = static_cast<uint8_t*>(s);
+    g_device_lo = reinterpret_cast<uintptr_t>(base);
+    g_device_span = kReservedBytes;
     cursor = kAlign;  // address 0 of the range is never handed out
     const char* mb = std::getenv("QUILT_SIM_DEVICE_MB");
     capacity = (mb != nullptr ? std::strtoull(mb, nullptr, 10) : 16384) << 20;
@@ -102,12 +108,6 @@ bool release(void* p, MemoryKind kind) {
   const uintptr_t hi = (reinterpret_cast<uintptr_t>(p) + a.bytes) / 4096 * 4096;
   if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
   return true;
-}
-
-bool in_device_range(uintptr_t p) {
-  const Region& r = region();
-  const uintptr_t b = reinterpret_cast<uintptr_t>(r.base);
-  return p >= b && p < b + kReservedBytes;
 }
 
 bool addressable(uintptr_t p, size_t n) {

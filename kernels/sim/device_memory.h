@@ -17,8 +17,13 @@ void* allocate(size_t bytes, MemoryKind kind);  // nullptr when the simulated me
 // False when p is not the start of a live allocation of this kind.
 bool release(void* p, MemoryKind kind);
 
+// The reserved range, [g_device_lo, g_device_lo + g_device_span); empty until the first allocation.
+// Read on every instrumented access, so kept in plain globals.
+extern uintptr_t g_device_lo;
+extern uintptr_t g_device_span;
+
 // True when p lies in the reserved range (live, freed or never allocated).
-bool in_device_range(uintptr_t p);
+inline bool in_device_range(uintptr_t p) { return p - g_device_lo < g_device_span; }
 // True when every byte of [p, p + n) is in a live allocation (device or pinned host).
 bool addressable(uintptr_t p, size_t n);
 // True when [p, p + n) lies inside one live allocation.

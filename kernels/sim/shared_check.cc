@@ -11,6 +11,9 @@
 #include "kernels/sim/block_runner.h"
 
 namespace quilt::sim {
+
+thread_local SharedRanges g_shared_ranges;
+
 namespace {
 
 constexpr int16_t kNobody = -1;
@@ -90,6 +93,7 @@ void shared_begin_block(uintptr_t dyn, size_t dyn_bytes) {
   s.dyn.hi = dyn + dyn_bytes;
   s.dyn.name = "dynamic";
   if (s.dyn.cells.size() < dyn_bytes) s.dyn.cells.resize(dyn_bytes);
+  g_shared_ranges = {s.tls.lo, s.tls.hi, s.dyn.lo, s.dyn.hi + 64};
 }
 
 bool shared_access(uintptr_t p, size_t n, bool write, bool atomic) {
