@@ -4,7 +4,9 @@
 #                                simulator they compile as C++20 with kernels/sim/cuda_sim.h
 #                                force-included and GCC's -fsanitize=thread instrumentation (every
 #                                load and store is then checked by the simulator's memcheck and
-#                                racecheck; the sanitizer's own runtime is not linked).
+#                                racecheck; the sanitizer's own runtime is not linked), and
+#                                without strict aliasing: CUDA code reinterprets registers and
+#                                vectors freely (uint4 as __nv_bfloat162[4]) and nvcc allows it.
 #   quilt_cuda_runtime           the library that CUDA host code links: cudart + cuBLAS(Lt) on a
 #                                GPU build, the simulator under QUILT_CUDA_SIM.
 function(quilt_cuda_target target)
@@ -20,6 +22,6 @@ function(quilt_cuda_target target)
   target_compile_options(${target} PRIVATE
     -include ${CMAKE_SOURCE_DIR}/kernels/sim/cuda_sim.h
     -fsanitize=thread --param=tsan-instrument-func-entry-exit=0
-    --param=tsan-distinguish-volatile=0 -Wno-unused-parameter)
+    --param=tsan-distinguish-volatile=0 -fno-strict-aliasing -Wno-unused-parameter)
   target_link_libraries(${target} PUBLIC quilt_cuda_runtime)
 endfunction()
