@@ -26,3 +26,9 @@ quilt_build() {
   cmake -S "$(dirname "${BASH_SOURCE[0]}")/.." -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@"
   cmake --build "$dir" -j "$(nproc)"
 }
+
+# True when an NVIDIA GPU is usable here.
+quilt_has_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+
+# True when the CUDA toolkit's headers (all the simulator needs) are installed.
+quilt_has_cuda_toolkit() { [ -f "${CUDA_HOME:-/usr/local/cuda}/include/cuda_runtime.h" ]; }

@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
-# Builds everything (CUDA sources too, when nvcc is present) and runs every test.
+# Builds everything (CUDA sources too, when nvcc is present) and runs every test. Device tests run
+# on the GPU when there is one; otherwise in the CUDA simulator build (kernels/sim), on the CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 quilt_install_deps
 quilt_build build-test
-ctest --test-dir build-test --output-on-failure -j "$(nproc)"
+if quilt_has_gpu; then
+  ctest --test-dir build-test --output-on-failure -j "$(nproc)"
+else
+  ctest --test-dir build-test --output-on-failure -j "$(nproc)" -LE device
+fi
+if quilt_has_cuda_toolkit; then
+  # The same device tests and the GPU check's benchmarks, through the simulator.
+  scripts/gpu-check.sh --sim build-sim-check/report
+else
+  echo "quilt: no CUDA toolkit (/usr/local/cuda): device code neither built nor simulated" >&2
+fi
