@@ -47,6 +47,7 @@ bool weights_ok(const PagedLoraWeights<T>& w) {
 
 inline bool batch_ok(const LoraBatch& b) {
   if (b.num_tokens < 0 || b.max_rank < 0 || b.num_segments < 0) return false;
+  if (b.num_tokens == 0) return true;  // nothing is read: an empty step may pass null tables
   if (b.num_segments > 0) return b.segment_starts != nullptr && b.segment_slots != nullptr;
   return b.token_slots != nullptr;
 }
