@@ -28,7 +28,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& mode
   const ModelConfig& cfg = e->config_;
 
   auto core = std::make_unique<Core>();
-  QUILT_ASSIGN_OR_RETURN(core->backend, make_backend(options.device));
+  QUILT_ASSIGN_OR_RETURN(core->backend, make_backend(options.device, options.dtype));
   Backend& backend = *core->backend;
   {
     // The backend keeps its own copy of the weights; the mapping is dropped after loading.

@@ -22,6 +22,7 @@ struct StepPlan;  // engine/scheduler/scheduler.h
 
 struct EngineOptions {
   std::string device = "cpu";
+  DType dtype = DType::kF16;            // cuda: fp16 or bf16 storage (make_backend); cpu: float32
   int32_t max_step_tokens = 512;        // tokens per step (prefill chunks + decodes)
   int32_t max_running = 64;             // sequences in flight
   int32_t block_size = 16;              // tokens per KV block

@@ -10,7 +10,7 @@
 
 namespace quilt::engine {
 
-Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device, DType dtype) {
   if (device == "cpu") return std::unique_ptr<Backend>(std::make_unique<CpuBackend>());
   if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
     int ordinal = 0;
@@ -26,9 +26,10 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
     }
 #ifdef QUILT_CUDA_BACKEND
     QUILT_ASSIGN_OR_RETURN(std::unique_ptr<cuda::CudaBackend> b,
-                           cuda::CudaBackend::create(ordinal));
+                           cuda::CudaBackend::create(ordinal, dtype));
     return std::unique_ptr<Backend>(std::move(b));
 #else
+    (void)dtype;
     return Status::Unimplemented("device '" + device +
                                  "': this build has no CUDA backend (configure with nvcc present, "
                                  "QUILT_CUDA=ON, or QUILT_CUDA_SIM=ON); use --device cpu");

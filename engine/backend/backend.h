@@ -22,17 +22,30 @@ class Buffer {
   virtual size_t bytes() const = 0;
 };
 
-// A 2-D row-major tensor in backend memory. Copies share the buffer; row_slice() makes views.
+// A 2-D row-major tensor in backend memory. Copies share the buffer; head() and columns() make
+// views.
 struct Tensor {
   std::shared_ptr<Buffer> buffer;
   void* data = nullptr;
   DType dtype = DType::kF32;
   int64_t rows = 0;
   int64_t cols = 0;
+  int64_t row_stride = 0;  // elements from one row to the next; 0: cols (contiguous)
 
   int64_t num_elements() const { return rows * cols; }
+  int64_t stride() const { return row_stride == 0 ? cols : row_stride; }
+  bool contiguous() const { return stride() == cols; }
   // The first `n` rows: a step uses the head of tensors sized for the largest step.
   Tensor head(int64_t n) const { Tensor t = *this; t.rows = n; return t; }
+  // Columns [begin, begin + n) of every row: q, k and v inside one fused projection's output.
+  // Only the ops that say so take such a view (rope, kv_store, attention's q, silu_mul's inputs).
+  Tensor columns(int64_t begin, int64_t n) const {
+    Tensor t = *this;
+    t.row_stride = stride();
+    t.cols = n;
+    t.data = static_cast<char*>(data) + begin * dtype_size(dtype);
+    return t;
+  }
   template <typename T> T* as() const { return static_cast<T*>(data); }
 };
 
@@ -105,6 +118,11 @@ class Backend {
 };
 
 // "cpu", "cuda" or "cuda:N". cuda is an error where it was not built or no device is found.
-Result<std::unique_ptr<Backend>> make_backend(const std::string& device);
+// `dtype` is what a cuda backend keeps weights, activations, the KV cache and adapter pages in:
+// kF16 (the default: 3 more mantissa bits than bf16, which GPU conformance needs; see
+// tests/engine/forward_precision_cuda_test.cc) or kBF16 (for models whose activations overflow
+// float16's ±65504). The cpu backend computes in float32 whatever it says.
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device,
+                                              DType dtype = DType::kF16);
 
 }  // namespace quilt::engine

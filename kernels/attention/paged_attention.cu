@@ -18,7 +18,7 @@ namespace quilt::kernels::attention {
 namespace {
 
 using detail::kWarpSize;
-using detail::to_bf16;
+using detail::from_float;
 using detail::to_float;
 
 constexpr int kThreads = 128;
@@ -30,7 +30,8 @@ inline size_t shared_floats(int group, int head_dim) {
   return static_cast<size_t>(group) * head_dim + static_cast<size_t>(group) * kChunk + 3 * group;
 }
 
-__global__ void paged_attention_kernel(const __grid_constant__ PagedAttentionParams p) {
+template <typename T>
+__global__ void paged_attention_kernel(const __grid_constant__ PagedAttentionParams<T> p) {
   const int64_t t = blockIdx.x;
   const int kvh = blockIdx.y;
   const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
@@ -47,9 +48,10 @@ __global__ void paged_attention_kernel(const __grid_constant__ PagedAttentionPar
   const int visible = seq.ctx_len - seq.q_len + static_cast<int>(t - seq.q_start) + 1;
   const int32_t* blocks = p.block_tables + seq.block_offset;
   const int64_t kv_dim = static_cast<int64_t>(p.num_kv_heads) * hd;
-  const int64_t row_base = (t * p.num_heads + static_cast<int64_t>(kvh) * group) * hd;
+  const int64_t head_base = static_cast<int64_t>(kvh) * group * hd;
+  const int64_t row_base = t * p.num_heads * hd + head_base;
 
-  for (int i = tid; i < width; i += kThreads) q_s[i] = to_float(p.q[row_base + i]);
+  for (int i = tid; i < width; i += kThreads) q_s[i] = to_float(p.q[t * p.q_stride + head_base + i]);
   for (int g = tid; g < group; g += kThreads) {
     m[g] = -INFINITY;
     l[g] = 0.f;
@@ -64,7 +66,7 @@ __global__ void paged_attention_kernel(const __grid_constant__ PagedAttentionPar
       const int pos = base + tid;
       const int64_t slot =
           static_cast<int64_t>(blocks[pos / p.block_size]) * p.block_size + pos % p.block_size;
-      const __nv_bfloat16* k = p.k_cache + slot * kv_dim + static_cast<int64_t>(kvh) * hd;
+      const T* k = p.k_cache + slot * kv_dim + static_cast<int64_t>(kvh) * hd;
       for (int g = 0; g < group; ++g) {
         const float* q = q_s + g * hd;
         float dot = 0.f;
@@ -116,14 +118,16 @@ __global__ void paged_attention_kernel(const __grid_constant__ PagedAttentionPar
   for (int a = 0; a < kMaxAcc; ++a) {
     const int i = tid + a * kThreads;
     if (i >= width) break;
-    p.out[row_base + i] = to_bf16(acc[a] / l[i / hd]);
+    p.out[row_base + i] = from_float<T>(acc[a] / l[i / hd]);
   }
 }
 
 }  // namespace
 
-cudaError_t paged_attention_cuda(const PagedAttentionParams& p, cudaStream_t stream) {
+template <typename T>
+cudaError_t paged_attention_cuda(const PagedAttentionParams<T>& p, cudaStream_t stream) {
   if (p.num_tokens < 0 || p.num_tokens > 0x7fffffff || p.num_kv_heads <= 0 || p.num_heads <= 0 ||
+      p.q_stride < static_cast<int64_t>(p.num_heads) * p.head_dim ||
       p.num_heads % p.num_kv_heads != 0 || p.head_dim <= 0 || p.block_size <= 0 ||
       p.num_kv_heads > 65535) {
     return cudaErrorInvalidValue;
@@ -132,9 +136,14 @@ cudaError_t paged_attention_cuda(const PagedAttentionParams& p, cudaStream_t str
   if (group * p.head_dim > kMaxGroupWidth) return cudaErrorInvalidValue;
   if (p.num_tokens == 0) return cudaSuccess;
   const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(p.num_kv_heads));
-  return launch_kernel<&paged_attention_kernel>(
+  return launch_kernel<&paged_attention_kernel<T>>(
       LaunchConfig{grid, dim3(kThreads), shared_floats(group, p.head_dim) * sizeof(float), stream},
       p);
 }
+
+template cudaError_t paged_attention_cuda<__nv_bfloat16>(const PagedAttentionParams<__nv_bfloat16>&,
+                                                         cudaStream_t);
+template cudaError_t paged_attention_cuda<__half>(const PagedAttentionParams<__half>&,
+                                                  cudaStream_t);
 
 }  // namespace quilt::kernels::attention

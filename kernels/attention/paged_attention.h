@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -22,11 +23,12 @@ struct AttentionSeq {
   int32_t block_offset;  // into block_tables
 };
 
+template <typename T>
 struct PagedAttentionParams {
-  const __nv_bfloat16* q;        // [num_tokens, num_heads * head_dim], bf16 (rotated)
-  __nv_bfloat16* out;            // [num_tokens, num_heads * head_dim], bf16
-  const __nv_bfloat16* k_cache;  // [num_blocks, block_size, num_kv_heads * head_dim], bf16
-  const __nv_bfloat16* v_cache;  // same shape
+  const T* q;        // [num_tokens, num_heads * head_dim] at row stride q_stride, T (rotated)
+  T* out;            // [num_tokens, num_heads * head_dim], T
+  const T* k_cache;  // [num_blocks, block_size, num_kv_heads * head_dim], T
+  const T* v_cache;  // same shape
   const int32_t* token_seq;      // [num_tokens], int32, device: the sequence of each query row
   const AttentionSeq* seqs;      // [num_seqs], device
   const int32_t* block_tables;   // each sequence's block ids, concatenated, int32, device
@@ -35,7 +37,8 @@ struct PagedAttentionParams {
   int32_t num_kv_heads;  // divides num_heads
   int32_t head_dim;
   int32_t block_size;
-  float scale;  // 1 / sqrt(head_dim)
+  float scale;       // 1 / sqrt(head_dim)
+  int64_t q_stride;  // ≥ num_heads * head_dim: q may be the head of one fused q/k/v row
 };
 
 // Heads sharing one KV head times head_dim may not exceed this (8 × 128: Llama-3-70B's GQA).
@@ -43,6 +46,12 @@ inline constexpr int kMaxGroupWidth = 1024;
 
 // One block per (query token, KV head): the group of query heads reading that KV head share each
 // K/V row it loads. Enqueues on `stream`; returns the launch's error. Thread-safe.
-cudaError_t paged_attention_cuda(const PagedAttentionParams& p, cudaStream_t stream);
+template <typename T>
+cudaError_t paged_attention_cuda(const PagedAttentionParams<T>& p, cudaStream_t stream);
+
+extern template cudaError_t paged_attention_cuda<__nv_bfloat16>(
+    const PagedAttentionParams<__nv_bfloat16>&, cudaStream_t);
+extern template cudaError_t paged_attention_cuda<__half>(const PagedAttentionParams<__half>&,
+                                                         cudaStream_t);
 
 }  // namespace quilt::kernels::attention

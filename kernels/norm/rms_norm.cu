@@ -8,15 +8,16 @@
 namespace quilt::kernels::norm {
 namespace {
 
-using detail::to_bf16;
+using detail::from_float;
 using detail::to_float;
 
 constexpr int kMaxThreads = 512;
 
-__global__ void rms_norm_kernel(const __grid_constant__ RmsNormParams p) {
+template <typename T>
+__global__ void rms_norm_kernel(const __grid_constant__ RmsNormParams<T> p) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
-  const __nv_bfloat16* x = p.x + row * p.cols;
+  const T* x = p.x + row * p.cols;
   float sum = 0.f;
   for (int64_t i = threadIdx.x; i < p.cols; i += blockDim.x) {
     const float v = to_float(x[i]);
@@ -24,20 +25,25 @@ __global__ void rms_norm_kernel(const __grid_constant__ RmsNormParams p) {
   }
   sum = detail::block_sum(sum, scratch);
   const float inv = 1.0f / sqrtf(sum / static_cast<float>(p.cols) + p.eps);
-  __nv_bfloat16* out = p.out + row * p.cols;
+  T* out = p.out + row * p.cols;
   for (int64_t i = threadIdx.x; i < p.cols; i += blockDim.x) {
-    out[i] = to_bf16(to_float(p.weight[i]) * (to_float(x[i]) * inv));
+    out[i] = from_float<T>(to_float(p.weight[i]) * (to_float(x[i]) * inv));
   }
 }
 
 }  // namespace
 
-cudaError_t rms_norm_cuda(const RmsNormParams& p, cudaStream_t stream) {
+template <typename T>
+cudaError_t rms_norm_cuda(const RmsNormParams<T>& p, cudaStream_t stream) {
   if (p.rows < 0 || p.cols <= 0 || p.rows > 0x7fffffff) return cudaErrorInvalidValue;
   if (p.rows == 0) return cudaSuccess;
   const dim3 grid(static_cast<unsigned>(p.rows));
   const dim3 block(detail::threads_for(p.cols, kMaxThreads));
-  return launch_kernel<&rms_norm_kernel>(LaunchConfig{grid, block, 0, stream}, p);
+  return launch_kernel<&rms_norm_kernel<T>>(LaunchConfig{grid, block, 0, stream}, p);
 }
+
+template cudaError_t rms_norm_cuda<__nv_bfloat16>(const RmsNormParams<__nv_bfloat16>&,
+                                                  cudaStream_t);
+template cudaError_t rms_norm_cuda<__half>(const RmsNormParams<__half>&, cudaStream_t);
 
 }  // namespace quilt::kernels::norm

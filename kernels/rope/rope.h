@@ -4,15 +4,18 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
 namespace quilt::kernels::rope {
 
+template <typename T>
 struct RopeParams {
-  __nv_bfloat16* q;          // [num_tokens, num_q_heads * head_dim], bf16, rotated in place
-  __nv_bfloat16* k;          // [num_tokens, num_k_heads * head_dim], bf16, rotated in place
+  T* q;                      // [num_tokens, num_q_heads * head_dim] at row stride q_stride, T,
+                             // rotated in place
+  T* k;                      // [num_tokens, num_k_heads * head_dim] at row stride k_stride, T
   const int32_t* positions;  // [num_tokens], int32, device
   const float* inv_freq;     // [head_dim / 2], float32, device (engine/model/rope.h's table)
   float attention_scaling;
@@ -20,9 +23,16 @@ struct RopeParams {
   int32_t num_q_heads;
   int32_t num_k_heads;
   int32_t head_dim;  // even
+  int64_t q_stride;  // ≥ num_q_heads * head_dim: q and k may be column ranges of one q/k/v row
+  int64_t k_stride;  // ≥ num_k_heads * head_dim
 };
 
 // One block per token. Enqueues on `stream`; returns the launch's error. Thread-safe.
-cudaError_t rope_cuda(const RopeParams& p, cudaStream_t stream);
+template <typename T>
+cudaError_t rope_cuda(const RopeParams<T>& p, cudaStream_t stream);
+
+extern template cudaError_t rope_cuda<__nv_bfloat16>(const RopeParams<__nv_bfloat16>&,
+                                                     cudaStream_t);
+extern template cudaError_t rope_cuda<__half>(const RopeParams<__half>&, cudaStream_t);
 
 }  // namespace quilt::kernels::rope

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -24,7 +25,8 @@ using quilt::testing::float_view;
 using quilt::testing::random_values;
 using quilt::testing::relative_error;
 
-// bf16 keeps 8 significant bits: one rounding of an O(1) result is ~2e-3 relative.
+// bf16 keeps 8 significant bits: one rounding of an O(1) result is ~2e-3 relative (fp16, with 11,
+// is 8x closer; both are held to the bf16 bound).
 constexpr double kBf16Tolerance = 1e-2;
 // v is float32 on both sides, from the same bf16 x and A: only the summation order differs.
 constexpr double kFloatTolerance = 1e-5;
@@ -45,10 +47,11 @@ struct SeqSpec {
   int32_t q_len;
 };
 
-class BackendConsistencyTest : public ::testing::Test {
+// Parameter: the cuda backend's storage dtype (fp16, the default, and bf16).
+class BackendConsistencyTest : public ::testing::TestWithParam<DType> {
  protected:
   void SetUp() override {
-    auto b = make_backend("cuda");
+    auto b = make_backend("cuda", GetParam());
 #ifdef QUILT_CUDA_SIM
     ASSERT_TRUE(b.ok()) << "the simulator must provide the cuda backend: "
                         << b.status().to_string();
@@ -56,7 +59,7 @@ class BackendConsistencyTest : public ::testing::Test {
     if (!b.ok()) GTEST_SKIP() << b.status().to_string();
 #endif
     cuda_ = std::move(b).value();
-    ASSERT_EQ(cuda_->compute_dtype(), DType::kBF16);
+    ASSERT_EQ(cuda_->compute_dtype(), GetParam());
   }
 
   Pair input(int64_t rows, int64_t cols, float sigma = 1.0f) {
@@ -64,9 +67,10 @@ class BackendConsistencyTest : public ::testing::Test {
     return {cpu_.load_weight(float_view(v, rows, cols), rows, cols).value(),
             cuda_->load_weight(float_view(v, rows, cols), rows, cols).value()};
   }
-  Pair output(int64_t rows, int64_t cols, DType cuda_dtype = DType::kBF16) {
+  // cuda_dtype: float32, or (by default) the backend's own 16-bit dtype.
+  Pair output(int64_t rows, int64_t cols, std::optional<DType> cuda_dtype = std::nullopt) {
     return {cpu_.allocate(rows, cols, DType::kF32).value(),
-            cuda_->allocate(rows, cols, cuda_dtype).value()};
+            cuda_->allocate(rows, cols, cuda_dtype.value_or(cuda_->compute_dtype())).value()};
   }
   // CUDA's result against the CPU's, logged for the record.
   double compare(const Pair& p, const char* op) {
@@ -129,7 +133,7 @@ class BackendConsistencyTest : public ::testing::Test {
   std::vector<int32_t> block_order_;
 };
 
-TEST_F(BackendConsistencyTest, MatmulBf16AndFloat32Outputs) {
+TEST_P(BackendConsistencyTest, Matmul16BitAndFloat32Outputs) {
   Pair x = input(37, 96), w = input(80, 96, 0.1f);
   Pair y = output(37, 80), logits = output(37, 80, DType::kF32);
   for (Backend* b : {static_cast<Backend*>(&cpu_), cuda_.get()}) {
@@ -138,11 +142,11 @@ TEST_F(BackendConsistencyTest, MatmulBf16AndFloat32Outputs) {
     ASSERT_OK(b->matmul(is_cpu ? x.cpu : x.cuda, is_cpu ? w.cpu : w.cuda,
                         is_cpu ? logits.cpu : logits.cuda));
   }
-  EXPECT_LT(compare(y, "matmul (bf16 out)"), kBf16Tolerance);
+  EXPECT_LT(compare(y, "matmul (16-bit out)"), kBf16Tolerance);
   EXPECT_LT(compare(logits, "matmul (f32 out)"), 1e-5);  // no rounding after the float sum
 }
 
-TEST_F(BackendConsistencyTest, RmsNormAddSiluMul) {
+TEST_P(BackendConsistencyTest, RmsNormAddSiluMul) {
   Pair x = input(19, 96), w = input(1, 96), out = output(19, 96);
   ASSERT_OK(cpu_.rms_norm(x.cpu, w.cpu, 1e-5f, out.cpu));
   ASSERT_OK(cuda_->rms_norm(x.cuda, w.cuda, 1e-5f, out.cuda));
@@ -159,7 +163,7 @@ TEST_F(BackendConsistencyTest, RmsNormAddSiluMul) {
   EXPECT_LT(compare(act, "silu_mul"), kBf16Tolerance);
 }
 
-TEST_F(BackendConsistencyTest, EmbeddingAndGatherRowsCopyExactly) {
+TEST_P(BackendConsistencyTest, EmbeddingAndGatherRowsCopyExactly) {
   ASSERT_OK(init_kv_both({1, 16, kBlockSize, 2, 16}));
   const StepLayout l = layout({{0, 5}, {3, 1}, {0, 9}}, false, 512);
   ASSERT_OK(begin_both(l));
@@ -180,7 +184,7 @@ TEST_F(BackendConsistencyTest, EmbeddingAndGatherRowsCopyExactly) {
   EXPECT_EQ(compare(picked, "gather_rows (any rows)"), 0.0);
 }
 
-TEST_F(BackendConsistencyTest, RopeAtFarPositions) {
+TEST_P(BackendConsistencyTest, RopeAtFarPositions) {
   ModelConfig cfg;
   cfg.head_dim = 32;
   cfg.rope.theta = 500000.0;
@@ -199,7 +203,7 @@ TEST_F(BackendConsistencyTest, RopeAtFarPositions) {
 
 // GQA (8 query heads on 2 KV heads), contexts over many shuffled blocks and past one 128-position
 // chunk, a fresh prefill, a chunked prefill over a cached prefix and decodes in one step.
-TEST_F(BackendConsistencyTest, PagedAttentionMixedPrefillDecodeGqa) {
+TEST_P(BackendConsistencyTest, PagedAttentionMixedPrefillDecodeGqa) {
   constexpr int32_t kHeads = 8, kKvHeads = 2, kHeadDim = 32, kLayer = 1;
   ASSERT_OK(init_kv_both({2, 64, kBlockSize, kKvHeads, kHeadDim}));
   const std::vector<SeqSpec> specs = {{0, 37}, {20, 13}, {150, 1}, {8, 1}, {0, 1}};
@@ -317,15 +321,19 @@ void BackendConsistencyTest::check_lora(int64_t in_dim, const std::vector<int32_
   }
 }
 
-TEST_F(BackendConsistencyTest, LoraQkvFusedShrinkAndExpand) {
+TEST_P(BackendConsistencyTest, LoraQkvFusedShrinkAndExpand) {
   check_lora(96, {0, 1, 2}, {128, 32, 32}, 8, 16);
 }
 
 // The tiny model's MLP shapes: gate/up fused (64 → 176), down (176 → 64), ranks 4 and 64.
-TEST_F(BackendConsistencyTest, LoraGateUpShrinkAndExpand) {
+TEST_P(BackendConsistencyTest, LoraGateUpShrinkAndExpand) {
   check_lora(64, {4, 5}, {176, 176}, 4, 16);
 }
-TEST_F(BackendConsistencyTest, LoraDownShrinkAndExpand) { check_lora(176, {6}, {64}, 64, 16); }
+TEST_P(BackendConsistencyTest, LoraDownShrinkAndExpand) { check_lora(176, {6}, {64}, 64, 16); }
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, BackendConsistencyTest,
+                         ::testing::Values(DType::kF16, DType::kBF16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 TEST(MakeBackendTest, NamesCudaDevicesAndRejectsBadOnes) {
   EXPECT_FALSE(make_backend("cuda:x").ok());

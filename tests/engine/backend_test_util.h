@@ -19,14 +19,15 @@ inline float bf16_round(float v) {
   return std::bit_cast<float>(bits);
 }
 
-// Normal values of spread `sigma`, bf16-exact and never zero (a zero hides a missed write).
+// Normal values of spread `sigma`, bf16-exact and never zero (a zero hides a missed write), and
+// never below fp16's smallest normal 2^-14, so that fp16 holds them exactly too.
 inline std::vector<float> random_values(size_t n, std::mt19937& rng, float sigma = 1.0f) {
   std::normal_distribution<float> d(0.f, sigma);
   std::vector<float> v(n);
   for (float& x : v) {
     do {
       x = bf16_round(d(rng));
-    } while (x == 0.f);
+    } while (std::fabs(x) < 0x1p-14f);
   }
   return v;
 }

@@ -1,9 +1,12 @@
 // GPU conformance: every reference case of expected.json submitted at once to an Engine on the cuda
-// backend (bf16 weights and activations), against the float32 Hugging Face reference. bf16 cannot
-// be token-exact, so: first-step logits within ‖Δ‖/‖ref‖ < 2e-2; greedy ids equal up to the first
-// step whose reference margin (top-1 minus top-2 logit) is below kMinMargin, where bf16 noise may
-// legitimately pick the runner-up; and the same request gives the same tokens alone as inside the
-// mixed batch (over the same margin-safe prefix).
+// backend (fp16 weights, activations, KV cache and adapter pages, the default), against the
+// float32 Hugging Face reference. 16-bit storage cannot be token-exact, so: first-step logits
+// within ‖Δ‖/‖ref‖ < 2e-2; greedy ids equal up to the first step whose reference margin (top-1
+// minus top-2 logit) is below kMinMargin, where rounding may legitimately pick the runner-up; and
+// the same request gives the same tokens alone as inside the mixed batch (over the same prefix).
+// Every case is held to these bounds. bf16 storage is not: with the fixture's all-module adapters
+// its 8-bit mantissa alone puts the first-step logits at 2-8e-2 (forward_precision_cuda_test.cc
+// measures why), so the bf16 backend is held to the op-level consistency suite only.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -22,18 +25,6 @@ using quilt::testing::source_path;
 
 constexpr double kLogitTolerance = 2e-2;  // issue 9's bound
 constexpr double kMinMargin = 0.05;
-// KNOWN GAP (issue 9): the fixture's all-module adapters (sql-writer r16, legal-rs rsLoRA r4; A ~
-// N(0, 0.15), B ~ N(0, 0.25): deltas ~4x the base projection) amplify bf16 activation rounding to
-// 2.5-7e-2 first-step logit error, and their greedy ids (and one base case's, at margin 0.063)
-// leave the reference before the first margin < 0.05 step. Keeping the residual stream in float32
-// moved these numbers around but did not bring them under 2e-2. Until that is fixed, these cases
-// are held to the bounds measured here, and the token rule is checked as an agreement rate.
-constexpr double kAllModuleLogitTolerance = 8e-2;
-constexpr double kMinTokenAgreement = 0.9;
-
-bool all_module_adapter(const nlohmann::json& c) {
-  return c["adapter"] == "sql-writer" || c["adapter"] == "legal-rs";
-}
 
 double relative_error(const std::vector<float>& got, const std::vector<double>& ref) {
   double diff = 0, norm = 0;
@@ -117,33 +108,27 @@ TEST_F(ConformanceCudaTest, EveryCaseInOneMixedBatchAndAloneMatchesTransformers)
     const double err = relative_error(o.first_logits, c["first_logits"].get<std::vector<double>>());
     worst_logits = std::max(worst_logits, err);
     std::printf("[ conformance ] %-32s first-step logits |d|/|ref| = %.3g\n", label.c_str(), err);
-    EXPECT_LT(err, all_module_adapter(c) ? kAllModuleLogitTolerance : kLogitTolerance) << label;
+    EXPECT_LT(err, kLogitTolerance) << label;
     const size_t n = safe_prefix(c);
     const std::vector<int32_t> ref = c["greedy_ids"].get<std::vector<int32_t>>();
     size_t agree = 0;
     while (agree < n && agree < o.tokens.size() && o.tokens[agree] == ref[agree]) ++agree;
-    if (agree < n) {
-      std::printf("[ conformance ] %-32s leaves the reference at step %zu of a margin-safe %zu\n",
-                  label.c_str(), agree, n);
-    }
-    if (n > 0 && c["margins"][0].get<double>() >= kMinMargin) {
-      EXPECT_EQ(o.tokens.at(0), ref[0]) << label << ": the first step is the logits checked above";
-    }
+    EXPECT_EQ(agree, n) << label << " leaves the reference at step " << agree
+                        << " of a margin-safe " << n;
     agreed += agree;
     EXPECT_EQ(o.tokens.size(), c["greedy_ids"].size()) << label;
     EXPECT_EQ(o.final_event.finish_reason, FinishReason::kLength) << label;
     compared += n;
     total += c["greedy_ids"].size();
   }
-  EXPECT_GE(static_cast<double>(agreed), kMinTokenAgreement * static_cast<double>(compared))
-      << agreed << " of " << compared << " margin-safe greedy ids agree with the reference";
   std::printf(
       "[ conformance ] %zu cases: worst first-step logits |d|/|ref| = %.3g; %zu of %zu "
       "margin-safe greedy ids agree (%zu ids in all, margin >= %.2f)\n",
       static_cast<size_t>(cases.size()), worst_logits, agreed, compared, total, kMinMargin);
 
-  // Alone: a base case, an adapter case, and the long prompt with an adapter, one at a time.
-  for (size_t i : {size_t{0}, size_t{2}, cases.size() - 1}) {
+  // Alone: a base case, an all-module adapter case, the case closest to the logit bound, and the
+  // long prompt with an adapter, one at a time.
+  for (size_t i : {size_t{0}, size_t{2}, size_t{27}, cases.size() - 1}) {
     Collector alone;
     ASSERT_TRUE(engine_->submit(request(i, alone)).ok());
     ASSERT_TRUE(alone.wait(1, std::chrono::seconds(300)));

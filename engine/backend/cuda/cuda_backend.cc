@@ -7,14 +7,25 @@
 namespace quilt::engine::cuda {
 namespace {
 
-uint16_t bf16_bits(float v) {
-  const __nv_bfloat16 b = __float2bfloat16_rn(v);
+// The 16 bits of `v` rounded to nearest in `dtype` (kF16 or kBF16).
+uint16_t half_bits(float v, DType dtype) {
   uint16_t bits;
-  std::memcpy(&bits, &b, sizeof(bits));
+  if (dtype == DType::kF16) {
+    const __half h = __float2half_rn(v);
+    std::memcpy(&bits, &h, sizeof(bits));
+  } else {
+    const __nv_bfloat16 b = __float2bfloat16_rn(v);
+    std::memcpy(&bits, &b, sizeof(bits));
+  }
   return bits;
 }
 
-float bf16_to_float(uint16_t bits) {
+float half_to_float(uint16_t bits, DType dtype) {
+  if (dtype == DType::kF16) {
+    __half h;
+    std::memcpy(&h, &bits, sizeof(bits));
+    return __half2float(h);
+  }
   const uint32_t wide = static_cast<uint32_t>(bits) << 16;
   float v;
   std::memcpy(&v, &wide, sizeof(v));
@@ -23,7 +34,10 @@ float bf16_to_float(uint16_t bits) {
 
 }  // namespace
 
-Result<std::unique_ptr<CudaBackend>> CudaBackend::create(int device) {
+Result<std::unique_ptr<CudaBackend>> CudaBackend::create(int device, DType dtype) {
+  if (dtype != DType::kF16 && dtype != DType::kBF16) {
+    return Status::InvalidArgument("the cuda backend computes in float16 or bfloat16");
+  }
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess || count == 0) {
@@ -37,7 +51,7 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(int device) {
                                    std::to_string(count) + " CUDA device(s) present");
   }
   QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaSetDevice(device)));
-  std::unique_ptr<CudaBackend> b(new CudaBackend(device));
+  std::unique_ptr<CudaBackend> b(new CudaBackend(device, dtype));
   QUILT_RETURN_IF_ERROR(b->stream_.create());
   QUILT_RETURN_IF_ERROR(b->meta_uploaded_.create());
   QUILT_RETURN_IF_ERROR(b->gemm_.init());
@@ -51,7 +65,10 @@ CudaBackend::~CudaBackend() {
 
 Result<Tensor> CudaBackend::allocate(int64_t rows, int64_t cols, DType dtype) {
   if (rows < 0 || cols < 0) return Status::Internal("cuda backend: negative tensor shape");
-  if (dtype == DType::kF16) return Status::Internal("cuda backend: float16 tensors are not kept");
+  if (dtype != DType::kF32 && dtype != dtype_) {
+    return Status::Internal(std::string("cuda backend: this backend keeps ") +
+                            dtype_name(dtype_) + " tensors, not " + dtype_name(dtype));
+  }
   QUILT_ASSIGN_OR_RETURN(
       std::shared_ptr<DeviceMemory> mem,
       DeviceMemory::create(static_cast<size_t>(rows * cols * dtype_size(dtype))));
@@ -69,14 +86,16 @@ Result<Tensor> CudaBackend::load_weight(const TensorView& src, int64_t rows, int
     return Status::Internal("cuda backend: " + src.name + " does not hold " + std::to_string(rows) +
                             "x" + std::to_string(cols) + " elements");
   }
-  QUILT_ASSIGN_OR_RETURN(Tensor t, allocate(rows, cols, DType::kBF16));
+  QUILT_ASSIGN_OR_RETURN(Tensor t, allocate(rows, cols, dtype_));
   const size_t n = static_cast<size_t>(rows * cols);
   std::vector<uint16_t> bits(n);
-  if (src.dtype == DType::kBF16) {
+  if (src.dtype == dtype_) {
     std::memcpy(bits.data(), src.data, n * sizeof(uint16_t));  // already the device format
   } else {
+    // bf16 → fp16 is exact for every weight in [6.1e-5, 65504] in magnitude; smaller ones keep
+    // fp16's subnormal precision (absolute error below 3e-8).
     const std::vector<float> wide = to_float32(src);
-    for (size_t i = 0; i < n; ++i) bits[i] = bf16_bits(wide[i]);
+    for (size_t i = 0; i < n; ++i) bits[i] = half_bits(wide[i], dtype_);
   }
   // Weights load once, before serving: a synchronous copy keeps `bits` alive long enough.
   QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaMemcpyAsync(t.data, bits.data(), n * sizeof(uint16_t),
@@ -93,13 +112,12 @@ Status CudaBackend::download(const Tensor& src, std::span<float> dst) {
                                                             cudaMemcpyDeviceToHost, stream())));
     return QUILT_CUDA_STATUS(cudaStreamSynchronize(stream()));
   }
-  if (src.dtype != DType::kBF16)
-    return Status::Internal("cuda backend: download of a float16 tensor");
+  if (src.dtype != dtype_) return Status::Internal("cuda backend: download of a foreign dtype");
   std::vector<uint16_t> bits(n);
   QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaMemcpyAsync(
       bits.data(), src.data, n * sizeof(uint16_t), cudaMemcpyDeviceToHost, stream())));
   QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamSynchronize(stream())));
-  for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_float(bits[i]);
+  for (size_t i = 0; i < n; ++i) dst[i] = half_to_float(bits[i], dtype_);
   return Status::OK();
 }
 
@@ -108,18 +126,21 @@ Status CudaBackend::init_kv_cache(const KvCacheShape& shape) {
   layer_elems_ = 2LL * shape.num_blocks * shape.block_size * shape.num_kv_heads * shape.head_dim;
   kv_.reset();
   QUILT_ASSIGN_OR_RETURN(kv_, DeviceMemory::create(static_cast<size_t>(layer_elems_) *
-                                                   shape.num_layers * sizeof(__nv_bfloat16)));
+                                                   shape.num_layers * dtype_size(dtype_)));
   // Unwritten slots are never read (attention reads positions < ctx_len only); zero them anyway
   // so that a bug reads zeros, not garbage from a previous allocation.
   return QUILT_CUDA_STATUS(cudaMemsetAsync(kv_->data(), 0, kv_->bytes(), stream()));
 }
 
-__nv_bfloat16* CudaBackend::k_cache(int32_t layer) const {
-  return static_cast<__nv_bfloat16*>(kv_->data()) + layer * layer_elems_;
-}
-
-__nv_bfloat16* CudaBackend::v_cache(int32_t layer) const {
-  return k_cache(layer) + layer_elems_ / 2;
+Status CudaBackend::check(const Tensor& t, const char* what, bool view_ok) const {
+  if (t.dtype != dtype_ || (t.data == nullptr && t.num_elements() > 0)) {
+    return Status::Internal(std::string("cuda backend: ") + what + " is not a " +
+                            dtype_name(dtype_) + " tensor");
+  }
+  if (!view_ok && !t.contiguous()) {
+    return Status::Internal(std::string("cuda backend: ") + what + " must be contiguous");
+  }
+  return Status::OK();
 }
 
 Status CudaBackend::begin_step(const StepLayout& layout) {

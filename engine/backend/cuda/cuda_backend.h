@@ -1,8 +1,10 @@
-// The CUDA backend: bf16 weights and activations in device memory, cuBLASLt GEMMs, kernels/ for
-// the other ops, every op enqueued on the backend's one stream.
+// The CUDA backend: 16-bit (fp16 or bf16) weights, activations, KV cache and adapter pages in
+// device memory, cuBLASLt GEMMs, kernels/ for the other ops, every op enqueued on the backend's one
+// stream.
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <memory>
@@ -20,11 +22,13 @@ namespace quilt::engine::cuda {
 class CudaBackend final : public Backend {
  public:
   // Selects `device` and creates the stream and cuBLASLt handle. Fails clearly without a device.
-  static Result<std::unique_ptr<CudaBackend>> create(int device);
+  // `dtype` (kF16 or kBF16) is what weights, activations, the KV cache and adapter pages are kept
+  // in; every product accumulates in float32 either way.
+  static Result<std::unique_ptr<CudaBackend>> create(int device, DType dtype);
   ~CudaBackend() override;
 
   std::string name() const override { return "cuda:" + std::to_string(device_); }
-  DType compute_dtype() const override { return DType::kBF16; }
+  DType compute_dtype() const override { return dtype_; }
 
   Result<Tensor> allocate(int64_t rows, int64_t cols, DType dtype) override;
   Result<Tensor> load_weight(const TensorView& src, int64_t rows, int64_t cols) override;
@@ -53,19 +57,34 @@ class CudaBackend final : public Backend {
   cudaStream_t stream() const { return stream_.get(); }
 
  private:
-  explicit CudaBackend(int device) : device_(device) {}
+  CudaBackend(int device, DType dtype) : device_(device), dtype_(dtype) {}
   Status require_step(const char* op) const;
+  // f(T{}) with T the storage type of dtype_ (__half or __nv_bfloat16): one body for both.
+  template <typename F>
+  cudaError_t dispatch(F&& f) const {
+    return dtype_ == DType::kF16 ? f(__half{}) : f(__nv_bfloat16{});
+  }
+  // t is of dtype_ and contiguous (or, with view_ok, any row stride).
+  Status check(const Tensor& t, const char* what, bool view_ok = false) const;
   // A device int32 array of the step's metadata (StepOffsets field), valid until next begin_step.
   const int32_t* step_ints(int64_t offset) const { return meta_dev_ + offset; }
-  __nv_bfloat16* k_cache(int32_t layer) const;
-  __nv_bfloat16* v_cache(int32_t layer) const;
+  template <typename T>
+  T* k_cache(int32_t layer) const {
+    return static_cast<T*>(kv_->data()) + layer * layer_elems_;
+  }
+  template <typename T>
+  T* v_cache(int32_t layer) const {
+    return k_cache<T>(layer) + layer_elems_ / 2;
+  }
   // Copies `bytes` of host memory into `dev` (grown when too small) on the stream, and waits.
   Status upload(const void* host, size_t bytes, std::shared_ptr<DeviceMemory>& dev);
-  kernels::sgmv::PagedLoraWeights<__nv_bfloat16> lora_weights() const;
+  template <typename T>
+  kernels::sgmv::PagedLoraWeights<T> lora_weights() const;
   kernels::sgmv::LoraBatch lora_batch() const;
 
   // Constant after create().
   int device_;
+  DType dtype_;
   Stream stream_;
   Gemm gemm_;
 
@@ -88,7 +107,7 @@ class CudaBackend final : public Backend {
   int64_t layer_elems_ = 0;           // K and V of one layer
 
   LoraPoolShape lora_shape_;
-  std::shared_ptr<DeviceMemory> lora_pool_;     // [num_pages, page_elems] bf16
+  std::shared_ptr<DeviceMemory> lora_pool_;     // [num_pages, page_elems], dtype_
   std::shared_ptr<DeviceMemory> page_indices_;  // int32
   std::shared_ptr<DeviceMemory> lora_modules_;  // LoraModuleRef [slots][layers][projections]
   int64_t num_modules_ = 0;

@@ -58,8 +58,9 @@ Status Gemm::init() {
   return Status::OK();
 }
 
-Result<const Gemm::Plan*> Gemm::plan(int64_t m, int64_t n, int64_t k, DType out_dtype) {
-  const Key key{m, n, k, static_cast<int>(out_dtype)};
+Result<const Gemm::Plan*> Gemm::plan(int64_t m, int64_t n, int64_t k, DType in_dtype,
+                                     DType out_dtype) {
+  const Key key{m, n, k, static_cast<int>(in_dtype) * 8 + static_cast<int>(out_dtype)};
   if (auto it = plans_.find(key); it != plans_.end()) return it->second.get();
 
   auto p = std::make_unique<Plan>();
@@ -72,8 +73,8 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t m, int64_t n, int64_t k, DType out_
       cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof(trans))));
   QUILT_RETURN_IF_ERROR(QUILT_CUBLAS_STATUS(cublasLtMatmulDescSetAttribute(
       desc, CUBLASLT_MATMUL_DESC_TRANSB, &no_trans, sizeof(no_trans))));
-  QUILT_ASSIGN_OR_RETURN(p->a, make_layout(CUDA_R_16BF, k, n, k));
-  QUILT_ASSIGN_OR_RETURN(p->b, make_layout(CUDA_R_16BF, k, m, k));
+  QUILT_ASSIGN_OR_RETURN(p->a, make_layout(cuda_type(in_dtype), k, n, k));
+  QUILT_ASSIGN_OR_RETURN(p->b, make_layout(cuda_type(in_dtype), k, m, k));
   QUILT_ASSIGN_OR_RETURN(p->d, make_layout(cuda_type(out_dtype), n, m, n));
 
   cublasLtMatmulPreference_t pref_raw = nullptr;
@@ -89,7 +90,8 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t m, int64_t n, int64_t k, DType out_
                                      p->d.get(), pref.get(), 1, &result, &found)));
   if (found == 0) {
     return Status::Internal("cuBLASLt offers no algorithm for a " + std::to_string(m) + "x" +
-                            std::to_string(n) + "x" + std::to_string(k) + " bf16 GEMM");
+                            std::to_string(n) + "x" + std::to_string(k) + " " +
+                            dtype_name(in_dtype) + " GEMM");
   }
   p->algo = result.algo;
   const Plan* raw = p.get();
@@ -98,15 +100,19 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t m, int64_t n, int64_t k, DType out_
 }
 
 Status Gemm::run(const Tensor& x, const Tensor& w, Tensor& out, cudaStream_t stream) {
-  if (x.dtype != DType::kBF16 || w.dtype != DType::kBF16 ||
-      (out.dtype != DType::kBF16 && out.dtype != DType::kF32)) {
-    return Status::Internal("cuda backend: matmul takes bf16 inputs and a bf16 or float32 output");
+  if ((x.dtype != DType::kBF16 && x.dtype != DType::kF16) || w.dtype != x.dtype ||
+      (out.dtype != x.dtype && out.dtype != DType::kF32)) {
+    return Status::Internal(
+        "cuda backend: matmul takes two fp16 or bf16 inputs and an output of their dtype or float32");
+  }
+  if (!x.contiguous() || !w.contiguous() || !out.contiguous()) {
+    return Status::Internal("cuda backend: matmul takes contiguous tensors");
   }
   if (x.cols != w.cols || out.cols != w.rows || out.rows != x.rows) {
     return Status::Internal("cuda backend: matmul shapes do not agree");
   }
   if (x.rows == 0) return Status::OK();
-  QUILT_ASSIGN_OR_RETURN(const Plan* p, plan(x.rows, w.rows, x.cols, out.dtype));
+  QUILT_ASSIGN_OR_RETURN(const Plan* p, plan(x.rows, w.rows, x.cols, x.dtype, out.dtype));
   const float alpha = 1.0f, beta = 0.0f;
   return QUILT_CUBLAS_STATUS(cublasLtMatmul(
       handle_.get(), p->desc.get(), &alpha, w.data, p->a.get(), x.data, p->b.get(), &beta, out.data,

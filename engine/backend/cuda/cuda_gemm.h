@@ -1,5 +1,6 @@
-// The base-model GEMMs through cuBLASLt: out[M, N] = x[M, K] · w[N, K]ᵀ with bf16 inputs, float32
-// accumulation and a bf16 or float32 output. Not thread-safe (the backend's engine thread).
+// The base-model GEMMs through cuBLASLt: out[M, N] = x[M, K] · w[N, K]ᵀ with fp16 or bf16 inputs,
+// float32 accumulation and an output of the inputs' dtype or float32. Not thread-safe (the
+// backend's engine thread).
 #pragma once
 
 #include <cublasLt.h>
@@ -23,14 +24,14 @@ class Gemm {
   Gemm& operator=(const Gemm&) = delete;
 
   Status init();
-  // Enqueues on `stream`; x and w are bf16, out bf16 or float32.
+  // Enqueues on `stream`; x and w are both fp16 or both bf16, out the same or float32.
   Status run(const Tensor& x, const Tensor& w, Tensor& out, cudaStream_t stream);
 
  private:
   // Descriptors and the heuristic's algorithm for one shape; built once, reused every step.
   struct Plan;
-  using Key = std::tuple<int64_t, int64_t, int64_t, int>;  // M, N, K, output dtype
-  Result<const Plan*> plan(int64_t m, int64_t n, int64_t k, DType out_dtype);
+  using Key = std::tuple<int64_t, int64_t, int64_t, int>;  // M, N, K, input and output dtypes
+  Result<const Plan*> plan(int64_t m, int64_t n, int64_t k, DType in_dtype, DType out_dtype);
 
   LtHandle handle_;
   std::shared_ptr<DeviceMemory> workspace_;

@@ -1,4 +1,5 @@
-// CudaBackend's LoRA: the bf16 page pool, its slot tables, and shrink/expand through kernels/sgmv.
+// CudaBackend's LoRA: the page pool (in the backend's dtype), its slot tables, and shrink/expand
+// through kernels/sgmv.
 #include "engine/backend/cuda/cuda_backend.h"
 
 #include <cstring>
@@ -9,7 +10,6 @@
 namespace quilt::engine::cuda {
 namespace {
 
-using bf16 = __nv_bfloat16;
 using kernels::sgmv::LoraModuleRef;
 
 }  // namespace
@@ -19,7 +19,7 @@ Status CudaBackend::init_lora_pool(const LoraPoolShape& shape) {
   QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamSynchronize(stream())));
   lora_pool_.reset();
   QUILT_ASSIGN_OR_RETURN(lora_pool_, DeviceMemory::create(static_cast<size_t>(shape.num_pages) *
-                                                          shape.page_elems * sizeof(bf16)));
+                                                          shape.page_elems * dtype_size(dtype_)));
   QUILT_RETURN_IF_ERROR(
       QUILT_CUDA_STATUS(cudaMemsetAsync(lora_pool_->data(), 0, lora_pool_->bytes(), stream())));
   num_modules_ = static_cast<int64_t>(shape.max_slots) * shape.num_layers * kNumProjections;
@@ -36,16 +36,26 @@ Status CudaBackend::write_lora_pages(std::span<const int32_t> pages, std::span<c
   if (lora_pool_ == nullptr || data.size() != pages.size() * static_cast<size_t>(pe)) {
     return Status::Internal("cuda backend: lora page data does not fill its pages");
   }
-  std::vector<bf16> converted(data.size());
-  for (size_t i = 0; i < data.size(); ++i) converted[i] = __float2bfloat16_rn(data[i]);
-  bf16* pool = static_cast<bf16*>(lora_pool_->data());
+  std::vector<uint16_t> converted(data.size());
+  if (dtype_ == DType::kF16) {
+    for (size_t i = 0; i < data.size(); ++i) {
+      const __half h = __float2half_rn(data[i]);
+      std::memcpy(&converted[i], &h, sizeof(h));
+    }
+  } else {
+    for (size_t i = 0; i < data.size(); ++i) {
+      const __nv_bfloat16 b = __float2bfloat16_rn(data[i]);
+      std::memcpy(&converted[i], &b, sizeof(b));
+    }
+  }
+  uint16_t* pool = static_cast<uint16_t*>(lora_pool_->data());
   for (size_t i = 0; i < pages.size(); ++i) {
     if (pages[i] < 0 || pages[i] >= lora_shape_.num_pages) {
       return Status::Internal("cuda backend: lora page index out of range");
     }
-    QUILT_RETURN_IF_ERROR(
-        QUILT_CUDA_STATUS(cudaMemcpyAsync(pool + pages[i] * pe, converted.data() + i * pe,
-                                          pe * sizeof(bf16), cudaMemcpyHostToDevice, stream())));
+    QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(
+        cudaMemcpyAsync(pool + pages[i] * pe, converted.data() + i * pe, pe * sizeof(uint16_t),
+                        cudaMemcpyHostToDevice, stream())));
   }
   // Adapter loads are synchronous for now (asynchronous loading from pinned memory is issue 9's
   // item 3): `converted` must outlive the copies.
@@ -61,8 +71,9 @@ Status CudaBackend::write_lora_tables(std::span<const int32_t> page_indices,
   return upload(modules.data(), modules.size_bytes(), lora_modules_);
 }
 
-kernels::sgmv::PagedLoraWeights<bf16> CudaBackend::lora_weights() const {
-  return {static_cast<const bf16*>(lora_pool_->data()),
+template <typename T>
+kernels::sgmv::PagedLoraWeights<T> CudaBackend::lora_weights() const {
+  return {static_cast<const T*>(lora_pool_->data()),
           lora_shape_.page_elems,
           static_cast<const int32_t*>(page_indices_->data()),
           static_cast<const LoraModuleRef*>(lora_modules_->data()),
@@ -85,46 +96,54 @@ Status CudaBackend::lora_shrink(const Tensor& x, int32_t layer, std::span<const 
     return Status::Internal("cuda backend: lora_shrink without a step or a lora pool");
   }
   if (projs.empty() || projs.size() > kernels::sgmv::kMaxFusedProjs || v.size() != projs.size() ||
-      x.dtype != DType::kBF16 || x.rows != step_->num_tokens()) {
+      x.dtype != dtype_ || !x.contiguous() || x.rows != step_->num_tokens()) {
     return Status::Internal("cuda backend: bad fused lora shrink");
   }
-  kernels::sgmv::ShrinkParams<bf16> p{};
-  p.weights = lora_weights();
-  p.batch = lora_batch();
-  p.x = x.as<bf16>();
-  p.in_dim = x.cols;
-  p.layer = layer;
-  p.num_projs = static_cast<int32_t>(projs.size());
   for (size_t i = 0; i < projs.size(); ++i) {
     if (v[i].dtype != DType::kF32 || v[i].cols != step_->max_rank || v[i].rows != x.rows) {
       return Status::Internal("cuda backend: lora v must be [num_tokens, max_rank] float32");
     }
-    p.projs[i] = projs[i];
-    p.v[i] = v[i].as<float>();
   }
-  return QUILT_CUDA_STATUS(kernels::sgmv::shrink_cuda(p, stream()));
+  return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
+    using T = decltype(tag);
+    kernels::sgmv::ShrinkParams<T> p{};
+    p.weights = lora_weights<T>();
+    p.batch = lora_batch();
+    p.x = x.as<T>();
+    p.in_dim = x.cols;
+    p.layer = layer;
+    p.num_projs = static_cast<int32_t>(projs.size());
+    for (size_t i = 0; i < projs.size(); ++i) {
+      p.projs[i] = projs[i];
+      p.v[i] = v[i].as<float>();
+    }
+    return kernels::sgmv::shrink_cuda(p, stream());
+  }));
 }
 
 Status CudaBackend::lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) {
   if (step_ == nullptr || lora_pool_ == nullptr) {
     return Status::Internal("cuda backend: lora_expand without a step or a lora pool");
   }
-  if (v.dtype != DType::kF32 || y.dtype != DType::kBF16 || v.rows != y.rows ||
+  if (v.dtype != DType::kF32 || y.dtype != dtype_ || v.rows != y.rows ||
       y.rows != step_->num_tokens() || v.cols != step_->max_rank) {
     return Status::Internal("cuda backend: bad lora expand");
   }
-  kernels::sgmv::ExpandParams<bf16> p{};
-  p.weights = lora_weights();
-  p.batch = lora_batch();
-  p.layer = layer;
-  p.num_projs = 1;
-  p.projs[0] = proj;
-  p.v[0] = v.as<float>();
-  p.out_dim[0] = y.cols;
-  p.col_offset[0] = 0;
-  p.y = y.as<bf16>();
-  p.y_row_stride = y.cols;
-  return QUILT_CUDA_STATUS(kernels::sgmv::expand_cuda(p, stream()));
+  return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
+    using T = decltype(tag);
+    kernels::sgmv::ExpandParams<T> p{};
+    p.weights = lora_weights<T>();
+    p.batch = lora_batch();
+    p.layer = layer;
+    p.num_projs = 1;
+    p.projs[0] = proj;
+    p.v[0] = v.as<float>();
+    p.out_dim[0] = y.cols;
+    p.col_offset[0] = 0;
+    p.y = y.as<T>();
+    p.y_row_stride = y.stride();
+    return kernels::sgmv::expand_cuda(p, stream());
+  }));
 }
 
 }  // namespace quilt::engine::cuda

@@ -15,15 +15,6 @@
 namespace quilt::engine::cuda {
 namespace {
 
-using bf16 = __nv_bfloat16;
-
-Status check_bf16(const Tensor& t, const char* what) {
-  if (t.dtype != DType::kBF16 || (t.data == nullptr && t.num_elements() > 0)) {
-    return Status::Internal(std::string("cuda backend: ") + what + " is not a bf16 tensor");
-  }
-  return Status::OK();
-}
-
 Status check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
   if (a.rows != b.rows || a.cols != b.cols) {
     return Status::Internal(std::string("cuda backend: ") + op + ": shapes do not agree");
@@ -35,29 +26,35 @@ Status check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
 
 Status CudaBackend::embedding(const Tensor& table, Tensor& out) {
   QUILT_RETURN_IF_ERROR(require_step("embedding"));
-  QUILT_RETURN_IF_ERROR(check_bf16(table, "embedding table"));
-  QUILT_RETURN_IF_ERROR(check_bf16(out, "embedding output"));
+  QUILT_RETURN_IF_ERROR(check(table, "embedding table"));
+  QUILT_RETURN_IF_ERROR(check(out, "embedding output"));
   const int64_t n = step_->num_tokens();
   if (out.rows < n || out.cols != table.cols)
     return Status::Internal("cuda backend: embedding shapes");
   for (int32_t id : step_->token_ids) {
     if (id < 0 || id >= table.rows) return Status::Internal("cuda backend: token id out of range");
   }
-  const kernels::embedding::GatherParams p{table.as<bf16>(), step_ints(offsets_.token_ids),
-                                           out.as<bf16>(), n, table.cols};
-  return QUILT_CUDA_STATUS(kernels::embedding::gather_rows_cuda(p, stream()));
+  return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
+    using T = decltype(tag);
+    const kernels::embedding::GatherParams<T> p{table.as<T>(), step_ints(offsets_.token_ids),
+                                                out.as<T>(), n, table.cols};
+    return kernels::embedding::gather_rows_cuda(p, stream());
+  }));
 }
 
 Status CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
-  QUILT_RETURN_IF_ERROR(check_bf16(x, "rms_norm input"));
-  QUILT_RETURN_IF_ERROR(check_bf16(weight, "rms_norm weight"));
-  QUILT_RETURN_IF_ERROR(check_bf16(out, "rms_norm output"));
+  QUILT_RETURN_IF_ERROR(check(x, "rms_norm input"));
+  QUILT_RETURN_IF_ERROR(check(weight, "rms_norm weight"));
+  QUILT_RETURN_IF_ERROR(check(out, "rms_norm output"));
   QUILT_RETURN_IF_ERROR(check_same_shape(x, out, "rms_norm"));
   if (weight.num_elements() != x.cols)
     return Status::Internal("cuda backend: rms_norm weight size");
-  const kernels::norm::RmsNormParams p{
-      x.as<bf16>(), weight.as<bf16>(), out.as<bf16>(), x.rows, x.cols, eps};
-  return QUILT_CUDA_STATUS(kernels::norm::rms_norm_cuda(p, stream()));
+  return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
+    using T = decltype(tag);
+    const kernels::norm::RmsNormParams<T> p{x.as<T>(), weight.as<T>(), out.as<T>(),
+                                            x.rows,    x.cols,         eps};
+    return kernels::norm::rms_norm_cuda(p, stream());
+  }));
 }
 
 Status CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
@@ -65,17 +62,20 @@ Status CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
 }
 
 Status CudaBackend::add(Tensor& acc, const Tensor& x) {
-  QUILT_RETURN_IF_ERROR(check_bf16(acc, "add accumulator"));
-  QUILT_RETURN_IF_ERROR(check_bf16(x, "add input"));
+  QUILT_RETURN_IF_ERROR(check(acc, "add accumulator"));
+  QUILT_RETURN_IF_ERROR(check(x, "add input"));
   QUILT_RETURN_IF_ERROR(check_same_shape(acc, x, "add"));
-  const kernels::elementwise::AddParams p{acc.as<bf16>(), x.as<bf16>(), acc.num_elements()};
-  return QUILT_CUDA_STATUS(kernels::elementwise::add_cuda(p, stream()));
+  return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
+    using T = decltype(tag);
+    const kernels::elementwise::AddParams<T> p{acc.as<T>(), x.as<T>(), acc.num_elements()};
+    return kernels::elementwise::add_cuda(p, stream());
+  }));
 }
 
 Status CudaBackend::rope(const RopeTable& table, int64_t head_dim, Tensor& q, Tensor& k) {
   QUILT_RETURN_IF_ERROR(require_step("rope"));
-  QUILT_RETURN_IF_ERROR(check_bf16(q, "rope q"));
-  QUILT_RETURN_IF_ERROR(check_bf16(k, "rope k"));
+  QUILT_RETURN_IF_ERROR(check(q, "rope q", true));
+  QUILT_RETURN_IF_ERROR(check(k, "rope k", true));
   if (head_dim <= 0 || head_dim % 2 != 0 || q.cols % head_dim != 0 || k.cols % head_dim != 0 ||
       q.rows != k.rows || q.rows > step_->num_tokens() ||
       static_cast<int64_t>(table.inv_freq.size()) != head_dim / 2) {
@@ -91,75 +91,97 @@ Status CudaBackend::rope(const RopeTable& table, int64_t head_dim, Tensor& q, Te
     QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamSynchronize(stream())));
     inv_freq_host_ = table.inv_freq;
   }
-  kernels::rope::RopeParams p{};
-  p.q = q.as<bf16>();
-  p.k = k.as<bf16>();
-  p.positions = step_ints(offsets_.positions);
-  p.inv_freq = static_cast<const float*>(inv_freq_->data());
-  p.attention_scaling = table.attention_scaling;
-  p.num_tokens = q.rows;
-  p.num_q_heads = static_cast<int32_t>(q.cols / head_dim);
-  p.num_k_heads = static_cast<int32_t>(k.cols / head_dim);
-  p.head_dim = static_cast<int32_t>(head_dim);
-  return QUILT_CUDA_STATUS(kernels::rope::rope_cuda(p, stream()));
+  return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
+    using T = decltype(tag);
+    kernels::rope::RopeParams<T> p{};
+    p.q = q.as<T>();
+    p.k = k.as<T>();
+    p.positions = step_ints(offsets_.positions);
+    p.inv_freq = static_cast<const float*>(inv_freq_->data());
+    p.attention_scaling = table.attention_scaling;
+    p.num_tokens = q.rows;
+    p.num_q_heads = static_cast<int32_t>(q.cols / head_dim);
+    p.num_k_heads = static_cast<int32_t>(k.cols / head_dim);
+    p.head_dim = static_cast<int32_t>(head_dim);
+    p.q_stride = q.stride();
+    p.k_stride = k.stride();
+    return kernels::rope::rope_cuda(p, stream());
+  }));
 }
 
 Status CudaBackend::kv_store(int32_t layer, const Tensor& k, const Tensor& v) {
   QUILT_RETURN_IF_ERROR(require_step("kv_store"));
-  QUILT_RETURN_IF_ERROR(check_bf16(k, "kv_store k"));
-  QUILT_RETURN_IF_ERROR(check_bf16(v, "kv_store v"));
+  QUILT_RETURN_IF_ERROR(check(k, "kv_store k", true));
+  QUILT_RETURN_IF_ERROR(check(v, "kv_store v", true));
   QUILT_RETURN_IF_ERROR(check_same_shape(k, v, "kv_store"));
   if (kv_ == nullptr || layer < 0 || layer >= kv_shape_.num_layers ||
       k.cols != static_cast<int64_t>(kv_shape_.num_kv_heads) * kv_shape_.head_dim ||
       k.rows != step_->num_tokens()) {
     return Status::Internal("cuda backend: kv_store does not match the cache or the step");
   }
-  const kernels::attention::KvStoreParams p{
-      k.as<bf16>(), v.as<bf16>(), k_cache(layer), v_cache(layer), step_ints(offsets_.kv_slots),
-      k.rows,       k.cols};
-  return QUILT_CUDA_STATUS(kernels::attention::kv_store_cuda(p, stream()));
+  return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
+    using T = decltype(tag);
+    const kernels::attention::KvStoreParams<T> p{k.as<T>(),
+                                                 v.as<T>(),
+                                                 k_cache<T>(layer),
+                                                 v_cache<T>(layer),
+                                                 step_ints(offsets_.kv_slots),
+                                                 k.rows,
+                                                 k.cols,
+                                                 k.stride(),
+                                                 v.stride()};
+    return kernels::attention::kv_store_cuda(p, stream());
+  }));
 }
 
 Status CudaBackend::attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) {
   QUILT_RETURN_IF_ERROR(require_step("attention"));
-  QUILT_RETURN_IF_ERROR(check_bf16(q, "attention q"));
-  QUILT_RETURN_IF_ERROR(check_bf16(out, "attention output"));
+  QUILT_RETURN_IF_ERROR(check(q, "attention q", true));
+  QUILT_RETURN_IF_ERROR(check(out, "attention output"));
   QUILT_RETURN_IF_ERROR(check_same_shape(q, out, "attention"));
   if (kv_ == nullptr || layer < 0 || layer >= kv_shape_.num_layers ||
       q.cols != num_heads * kv_shape_.head_dim || q.rows != step_->num_tokens()) {
     return Status::Internal("cuda backend: attention does not match the cache or the step");
   }
-  kernels::attention::PagedAttentionParams p{};
-  p.q = q.as<bf16>();
-  p.out = out.as<bf16>();
-  p.k_cache = k_cache(layer);
-  p.v_cache = v_cache(layer);
-  p.token_seq = step_ints(offsets_.token_seq);
-  p.seqs = reinterpret_cast<const kernels::attention::AttentionSeq*>(step_ints(offsets_.seqs));
-  p.block_tables = step_ints(offsets_.block_tables);
-  p.num_tokens = q.rows;
-  p.num_heads = static_cast<int32_t>(num_heads);
-  p.num_kv_heads = kv_shape_.num_kv_heads;
-  p.head_dim = kv_shape_.head_dim;
-  p.block_size = kv_shape_.block_size;
-  p.scale = 1.0f / std::sqrt(static_cast<float>(kv_shape_.head_dim));
-  return QUILT_CUDA_STATUS(kernels::attention::paged_attention_cuda(p, stream()));
+  return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
+    using T = decltype(tag);
+    kernels::attention::PagedAttentionParams<T> p{};
+    p.q = q.as<T>();
+    p.out = out.as<T>();
+    p.k_cache = k_cache<T>(layer);
+    p.v_cache = v_cache<T>(layer);
+    p.token_seq = step_ints(offsets_.token_seq);
+    p.seqs = reinterpret_cast<const kernels::attention::AttentionSeq*>(step_ints(offsets_.seqs));
+    p.block_tables = step_ints(offsets_.block_tables);
+    p.num_tokens = q.rows;
+    p.num_heads = static_cast<int32_t>(num_heads);
+    p.num_kv_heads = kv_shape_.num_kv_heads;
+    p.head_dim = kv_shape_.head_dim;
+    p.block_size = kv_shape_.block_size;
+    p.scale = 1.0f / std::sqrt(static_cast<float>(kv_shape_.head_dim));
+    p.q_stride = q.stride();
+    return kernels::attention::paged_attention_cuda(p, stream());
+  }));
 }
 
 Status CudaBackend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
-  QUILT_RETURN_IF_ERROR(check_bf16(gate, "silu_mul gate"));
-  QUILT_RETURN_IF_ERROR(check_bf16(up, "silu_mul up"));
-  QUILT_RETURN_IF_ERROR(check_bf16(out, "silu_mul output"));
+  QUILT_RETURN_IF_ERROR(check(gate, "silu_mul gate", true));
+  QUILT_RETURN_IF_ERROR(check(up, "silu_mul up", true));
+  QUILT_RETURN_IF_ERROR(check(out, "silu_mul output"));
   QUILT_RETURN_IF_ERROR(check_same_shape(gate, up, "silu_mul"));
   QUILT_RETURN_IF_ERROR(check_same_shape(gate, out, "silu_mul"));
-  const kernels::activation::SiluMulParams p{gate.as<bf16>(), up.as<bf16>(), out.as<bf16>(),
-                                             gate.num_elements()};
-  return QUILT_CUDA_STATUS(kernels::activation::silu_mul_cuda(p, stream()));
+  return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
+    using T = decltype(tag);
+    const kernels::activation::SiluMulParams<T> p{gate.as<T>(), up.as<T>(),      out.as<T>(),
+                                                  gate.rows,    gate.cols,       gate.stride(),
+                                                  up.stride()};
+    return kernels::activation::silu_mul_cuda(p, stream());
+  }));
 }
 
 Status CudaBackend::gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) {
-  QUILT_RETURN_IF_ERROR(check_bf16(x, "gather_rows input"));
-  QUILT_RETURN_IF_ERROR(check_bf16(out, "gather_rows output"));
+  QUILT_RETURN_IF_ERROR(check(x, "gather_rows input"));
+  QUILT_RETURN_IF_ERROR(check(out, "gather_rows output"));
   if (out.cols != x.cols || out.rows < static_cast<int64_t>(rows.size())) {
     return Status::Internal("cuda backend: gather_rows shapes do not agree");
   }
@@ -174,9 +196,12 @@ Status CudaBackend::gather_rows(const Tensor& x, std::span<const int32_t> rows, 
     QUILT_RETURN_IF_ERROR(upload(rows.data(), rows.size_bytes(), rows_scratch_));
     dev_rows = static_cast<const int32_t*>(rows_scratch_->data());
   }
-  const kernels::embedding::GatherParams p{x.as<bf16>(), dev_rows, out.as<bf16>(),
-                                           static_cast<int64_t>(rows.size()), x.cols};
-  return QUILT_CUDA_STATUS(kernels::embedding::gather_rows_cuda(p, stream()));
+  return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
+    using T = decltype(tag);
+    const kernels::embedding::GatherParams<T> p{x.as<T>(), dev_rows, out.as<T>(),
+                                                static_cast<int64_t>(rows.size()), x.cols};
+    return kernels::embedding::gather_rows_cuda(p, stream());
+  }));
 }
 
 }  // namespace quilt::engine::cuda
