@@ -4,8 +4,9 @@
 // Shape of the work: per token, out_dim outputs each summing rank products; bound by the bytes of
 // Bᵀ, stored as rank rows of out_dim, so a thread that owns kVec adjacent columns reads one 16-byte
 // vector per rank row, coalesced across the block:
-//   grid  = (tiles of the batch, column tiles of every fused projection, laid end to end): tiles
-//           can be many, so they take x; blocks of neighbouring x read the same Bᵀ tile from L2;
+//   grid  = (tiles of the batch, column tiles of every fused projection, laid end to end, and on z
+//           the 128-column sub-tiles of a tensor-core tile): tiles can be many, so they take x;
+//           blocks of neighbouring x read the same Bᵀ tile from L2;
 //   block = 4 warps over kThreads · kVec columns of one projection and one tile of ≤ 16 tokens;
 //   CUDA-core tiles: scale·v staged in shared memory kChunk rank entries at a time, each thread
 //           keeps its columns' sums in registers, kCoreTokens tokens at a time;
@@ -146,8 +147,9 @@ __device__ __forceinline__ void expand_tile_tensor(const ExpandParams<T>& p, con
   const int32_t max_rank = p.batch.max_rank;
   constexpr int kVecsPerRow = kSubCols / kVec;
 
-  // The block's kThreads · kVec columns, kSubCols at a time.
-  for (int sc = 0; sc < kVec; ++sc) {
+  // The block's kThreads · kVec columns, kSubCols at a time; with gridDim.z > 1 the sub-tiles are
+  // shared out among that many blocks.
+  for (int sc = static_cast<int>(blockIdx.z); sc < kVec; sc += static_cast<int>(gridDim.z)) {
     const int32_t cs = w.c0 + sc * kSubCols;
     if (cs >= w.out_dim) break;  // block-uniform
     wmma::fragment<wmma::accumulator, kFrag, kFrag, kFrag, float> acc[kColFrags];
@@ -232,10 +234,12 @@ __global__ void __launch_bounds__(kThreads)
                         ct * kThreads * kVec,
                         tile.t0,
                         tile.n};
-  if (tile.tensor) {
+  if (tile.tensor) {  // block-uniform, as is blockIdx.z
     const TensorSmem<T> sm{reinterpret_cast<T*>(v_hi_raw), reinterpret_cast<T*>(v_lo_raw),
                            reinterpret_cast<T*>(bs_raw), out_s};
     expand_tile_tensor<T, kVec>(p, w, sm);
+  } else if (blockIdx.z > 0) {
+    return;  // a CUDA-core tile's columns all belong to the block with z = 0
   } else if (tile.n == 1) {
     expand_tile_cores<T, kVec, 1>(p, w, vs);
   } else {
@@ -270,7 +274,13 @@ cudaError_t launch(const ExpandParams<T>& p, cudaStream_t stream) {
   if (col_tiles > 65535 || tiles > std::numeric_limits<int32_t>::max()) {
     return cudaErrorInvalidValue;
   }
-  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(col_tiles), 1);
+  // A tensor-core tile is 16 tokens deep, so it takes 16x fewer blocks than the same tokens on CUDA
+  // cores: its column sub-tiles go to kVec blocks on z, lest a long segment run on a handful of
+  // SMs. Only launches that can hold such a tile pay for the extra (at once exiting) blocks.
+  const bool tensor_tiles = p.path == LoraPath::kTensorCores ||
+                            (p.path == LoraPath::kAuto && p.batch.num_tokens >= kTile);
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(col_tiles),
+                  tensor_tiles ? kVec : 1);
   return launch_kernel<&expand_kernel<T, kVec>>(LaunchConfig{grid, dim3(kThreads), 0, stream}, p,
                                                 l);
 }

@@ -289,10 +289,11 @@ struct WidthCase {
   int64_t kv_out_dim;  // projections 1 and 2 (k, v): GQA's narrow outputs; 0 = out_dim
 };
 
-// Rows span pages almost everywhere; 176 and 100 are not multiples of 8 (nor page sizes 40, 4100):
-// the scalar paths.
+// Rows span pages almost everywhere; 100 is not a multiple of 8, nor is page size 4100: the scalar
+// paths (shrink for in_dim 100, expand for out_dim 100).
 #ifdef QUILT_CUDA_SIM
-constexpr WidthCase kWidths[] = {{64, 128, 48, 32}, {176, 100, 40, 0}, {256, 64, 256, 16}};
+// 272 columns: three 128-column sub-tiles of a tensor-core tile, the last one partial.
+constexpr WidthCase kWidths[] = {{64, 272, 48, 40}, {100, 176, 40, 24}, {256, 100, 256, 0}};
 #else
 // 4096 / 11008 are Llama-7B's hidden and MLP widths; 1024 a GQA k/v width at hidden 4096.
 constexpr WidthCase kWidths[] = {{32, 64, 16, 0},        {64, 32, 64, 0},
@@ -493,7 +494,7 @@ TYPED_TEST(SgmvCuda, Rank256MatchesCpuReference) {
   const std::vector<std::array<int32_t, kNumProjs>> ranks = {{256, 1, 8}, {8, 256, 0}, {1, 16, 64},
                                                              {16, 8, 0},  {64, 0, 16}, {4, 4, 4}};
 #ifdef QUILT_CUDA_SIM
-  const ProblemSpec s{128, 64, 64, ranks, 91, Elem<T>::round};
+  const ProblemSpec s{128, 200, 64, ranks, 91, Elem<T>::round};
 #else
   const ProblemSpec s{4096, 4096, 4096, ranks, 91, Elem<T>::round};
 #endif
