@@ -67,6 +67,13 @@ struct LoraPoolShape {
 
 struct RopeTable;  // engine/model/rope.h
 
+// Where one projection's output sits in a fused output row: columns [col, col + cols) of y.
+struct ProjectionSlice {
+  int32_t proj;  // engine Projection
+  int64_t col;
+  int64_t cols;
+};
+
 // Not thread-safe: one engine thread drives a backend. Ops are ordered (a stream on cuda).
 class Backend {
  public:
@@ -100,21 +107,32 @@ class Backend {
   virtual Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
   // out[M, N] = x[M, K] · w[N, K]ᵀ
   virtual Status matmul(const Tensor& x, const Tensor& w, Tensor& out) = 0;
+  // out[M, N] += x[M, K] · w[N, K]ᵀ, one rounding of the sum: the residual add fused into the
+  // projection that feeds it.
+  virtual Status matmul_add(const Tensor& x, const Tensor& w, Tensor& out) = 0;
   virtual Status add(Tensor& acc, const Tensor& x) = 0;  // acc += x
   // Rotates q [T, heads*head_dim] and k [T, kv_heads*head_dim] in place at the step's positions.
+  // q and k may be columns() views (of one fused q/k/v output).
   virtual Status rope(const RopeTable& table, int64_t head_dim, Tensor& q, Tensor& k) = 0;
-  // Writes k and v [T, kv_dim] into layer's cache at the step's kv_slots.
+  // Writes k and v [T, kv_dim] (views allowed) into layer's cache at the step's kv_slots.
   virtual Status kv_store(int32_t layer, const Tensor& k, const Tensor& v) = 0;
-  // Causal attention of q [T, heads*head_dim] over each sequence's cached context.
+  // Causal attention of q [T, heads*head_dim] (a view allowed) over each sequence's cached
+  // context; out is contiguous.
   virtual Status attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) = 0;
-  virtual Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;  // silu(g) * u
+  // out = silu(gate) * up; gate and up may be views (the halves of one fused gate/up output).
+  virtual Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
   virtual Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) = 0;
 
   // LoRA over the step's adapter layout (kernels/sgmv). x and y are compute_dtype(); v tensors are
   // [T, max_rank] float32 (allocated with DType::kF32) on every backend.
+  // Fused shrink: v[i] = x · Aᵀ of projs[i], for the projections that read one x.
   virtual Status lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
                              std::span<Tensor> v) = 0;
-  virtual Status lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) = 0;
+  // Fused expand: y[:, s.col .. s.col + s.cols) += scale · v[i] · Bᵀ for s = slices[i], every
+  // projection writing into its columns of one output row (q/k/v, gate/up) in one pass. Up to
+  // kernels::sgmv::kMaxFusedProjs slices, not overlapping.
+  virtual Status lora_expand(std::span<const Tensor> v, int32_t layer,
+                             std::span<const ProjectionSlice> slices, Tensor& y) = 0;
 };
 
 // "cpu", "cuda" or "cuda:N". cuda is an error where it was not built or no device is found.

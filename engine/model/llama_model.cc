@@ -1,10 +1,46 @@
 // LlamaModel: weight upload and the decoder stack over one mixed prefill/decode step.
 #include "engine/model/llama_model.h"
 
+#include <cstring>
+
 #include "engine/model/lora_weights.h"
 #include "engine/model/model_weights.h"
 
 namespace quilt::engine {
+
+namespace {
+
+// The rows of `parts` stacked into one [Σ rows, cols] weight: q/k/v (or gate/up) as one GEMM.
+// `storage` keeps the stacked bytes alive until the backend has copied them.
+TensorView stack_rows(std::initializer_list<const TensorView*> parts, std::vector<std::byte>& storage) {
+  TensorView out;
+  out.dtype = (*parts.begin())->dtype;
+  int64_t rows = 0, cols = 0;
+  for (const TensorView* p : parts) {
+    if (p->dtype != out.dtype) out.dtype = DType::kF32;  // mixed files: widen, exactly
+    rows += p->shape.empty() ? 0 : p->shape[0];
+    cols = p->num_elements() / std::max<int64_t>(1, p->shape.empty() ? 1 : p->shape[0]);
+    out.name += (out.name.empty() ? "" : " + ") + p->name;
+  }
+  const int64_t elem = dtype_size(out.dtype);
+  storage.resize(static_cast<size_t>(rows * cols * elem));
+  std::byte* dst = storage.data();
+  for (const TensorView* p : parts) {
+    const size_t bytes = static_cast<size_t>(p->num_elements() * elem);
+    if (p->dtype == out.dtype) {
+      std::memcpy(dst, p->data, bytes);
+    } else {
+      to_float32(*p, std::span(reinterpret_cast<float*>(dst), static_cast<size_t>(p->num_elements())));
+    }
+    dst += bytes;
+  }
+  out.shape = {rows, cols};
+  out.data = storage.data();
+  out.file = (*parts.begin())->file;
+  return out;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const ModelConfig& cfg,
                                                      const TensorStore& store, Backend& backend,
@@ -25,16 +61,17 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const ModelConfig& cfg,
   } else {
     QUILT_ASSIGN_OR_RETURN(m->lm_head_, load(views.lm_head, cfg.vocab_size, hidden));
   }
+  const int64_t qkv_dim = cfg.q_dim() + 2 * cfg.kv_dim();
+  std::vector<std::byte> stacked;
   for (const LayerWeightViews& lv : views.layers) {
     Layer l;
     QUILT_ASSIGN_OR_RETURN(l.input_norm, load(lv.input_norm, 1, hidden));
-    QUILT_ASSIGN_OR_RETURN(l.q, load(lv.q, cfg.q_dim(), hidden));
-    QUILT_ASSIGN_OR_RETURN(l.k, load(lv.k, cfg.kv_dim(), hidden));
-    QUILT_ASSIGN_OR_RETURN(l.v, load(lv.v, cfg.kv_dim(), hidden));
+    const TensorView qkv = stack_rows({lv.q, lv.k, lv.v}, stacked);
+    QUILT_ASSIGN_OR_RETURN(l.qkv, load(&qkv, qkv_dim, hidden));
     QUILT_ASSIGN_OR_RETURN(l.o, load(lv.o, hidden, cfg.q_dim()));
     QUILT_ASSIGN_OR_RETURN(l.post_norm, load(lv.post_norm, 1, hidden));
-    QUILT_ASSIGN_OR_RETURN(l.gate, load(lv.gate, inter, hidden));
-    QUILT_ASSIGN_OR_RETURN(l.up, load(lv.up, inter, hidden));
+    const TensorView gate_up = stack_rows({lv.gate, lv.up}, stacked);
+    QUILT_ASSIGN_OR_RETURN(l.gate_up, load(&gate_up, 2 * inter, hidden));
     QUILT_ASSIGN_OR_RETURN(l.down, load(lv.down, hidden, inter));
     m->layers_.push_back(std::move(l));
   }
@@ -44,13 +81,9 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const ModelConfig& cfg,
   const DType dt = backend.compute_dtype();
   QUILT_ASSIGN_OR_RETURN(a.h, backend.allocate(t, hidden, dt));
   QUILT_ASSIGN_OR_RETURN(a.x, backend.allocate(t, hidden, dt));
-  QUILT_ASSIGN_OR_RETURN(a.q, backend.allocate(t, cfg.q_dim(), dt));
-  QUILT_ASSIGN_OR_RETURN(a.k, backend.allocate(t, cfg.kv_dim(), dt));
-  QUILT_ASSIGN_OR_RETURN(a.v, backend.allocate(t, cfg.kv_dim(), dt));
+  QUILT_ASSIGN_OR_RETURN(a.qkv, backend.allocate(t, qkv_dim, dt));
   QUILT_ASSIGN_OR_RETURN(a.attn, backend.allocate(t, cfg.q_dim(), dt));
-  QUILT_ASSIGN_OR_RETURN(a.proj, backend.allocate(t, hidden, dt));
-  QUILT_ASSIGN_OR_RETURN(a.gate, backend.allocate(t, inter, dt));
-  QUILT_ASSIGN_OR_RETURN(a.up, backend.allocate(t, inter, dt));
+  QUILT_ASSIGN_OR_RETURN(a.gate_up, backend.allocate(t, 2 * inter, dt));
   QUILT_ASSIGN_OR_RETURN(a.act, backend.allocate(t, inter, dt));
   QUILT_ASSIGN_OR_RETURN(a.last, backend.allocate(t, hidden, dt));
   // Logits and the rank-sized LoRA intermediate stay float32 whatever the backend computes in:
@@ -62,35 +95,35 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const ModelConfig& cfg,
   return m;
 }
 
-// Adds the LoRA deltas of every projection in `outputs` (all reading x) to their outputs:
-// one fused shrink, then one expand per projection.
-Status LlamaModel::add_lora(const StepLayout& layout, int32_t layer, const Tensor& x,
-                            std::initializer_list<std::pair<int32_t, Tensor*>> outputs) {
+Status LlamaModel::add_lora(const StepLayout& layout, int32_t layer, const Tensor& x, Tensor& y,
+                            std::initializer_list<ProjectionSlice> slices) {
   if (layout.max_rank == 0) return Status::OK();
   const int64_t n = layout.num_tokens();
-  int32_t projs[3];
-  Tensor v[3];
-  int32_t count = 0;
-  for (const auto& [proj, out] : outputs) {
-    projs[count] = proj;
+  int32_t projs[kernels::sgmv::kMaxFusedProjs];
+  Tensor v[kernels::sgmv::kMaxFusedProjs];
+  size_t count = 0;
+  for (const ProjectionSlice& s : slices) {
+    projs[count] = s.proj;
     v[count] = act_.lora_v[count].head(n);
     v[count].cols = layout.max_rank;
     ++count;
   }
   QUILT_RETURN_IF_ERROR(backend_.lora_shrink(x, layer, std::span(projs, count), std::span(v, count)));
-  count = 0;
-  for (const auto& [proj, out] : outputs) {
-    QUILT_RETURN_IF_ERROR(backend_.lora_expand(v[count++], layer, proj, *out));
-  }
-  return Status::OK();
+  return backend_.lora_expand(std::span<const Tensor>(v, count), layer,
+                              std::span<const ProjectionSlice>(slices.begin(), slices.size()), y);
 }
 
 Status LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits) {
   const int64_t n = layout.num_tokens();
   if (n == 0 || n > max_step_tokens_) return Status::Internal("step size out of range");
-  Tensor h = act_.h.head(n), x = act_.x.head(n), q = act_.q.head(n), k = act_.k.head(n),
-         v = act_.v.head(n), attn = act_.attn.head(n), proj = act_.proj.head(n),
-         gate = act_.gate.head(n), up = act_.up.head(n), mlp = act_.act.head(n);
+  const int64_t hidden = cfg_.hidden_size, inter = cfg_.intermediate_size;
+  const int64_t q_dim = cfg_.q_dim(), kv_dim = cfg_.kv_dim();
+  Tensor h = act_.h.head(n), x = act_.x.head(n), qkv = act_.qkv.head(n),
+         attn = act_.attn.head(n), gate_up = act_.gate_up.head(n), mlp = act_.act.head(n);
+  // Views into the fused outputs: q | k | v and gate | up.
+  Tensor q = qkv.columns(0, q_dim), k = qkv.columns(q_dim, kv_dim),
+         v = qkv.columns(q_dim + kv_dim, kv_dim);
+  const Tensor gate = gate_up.columns(0, inter), up = gate_up.columns(inter, inter);
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   constexpr auto P = [](Projection p) { return static_cast<int32_t>(p); };
   Backend& b = backend_;
@@ -99,27 +132,25 @@ Status LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits)
   for (int32_t i = 0; i < static_cast<int32_t>(layers_.size()); ++i) {
     const Layer& l = layers_[i];
     QUILT_RETURN_IF_ERROR(b.rms_norm(h, l.input_norm, eps, x));
-    QUILT_RETURN_IF_ERROR(b.matmul(x, l.q, q));
-    QUILT_RETURN_IF_ERROR(b.matmul(x, l.k, k));
-    QUILT_RETURN_IF_ERROR(b.matmul(x, l.v, v));
-    QUILT_RETURN_IF_ERROR(add_lora(layout, i, x,
-                                   {{P(Projection::kQ), &q}, {P(Projection::kK), &k}, {P(Projection::kV), &v}}));
+    QUILT_RETURN_IF_ERROR(b.matmul(x, l.qkv, qkv));
+    QUILT_RETURN_IF_ERROR(add_lora(layout, i, x, qkv,
+                                   {{P(Projection::kQ), 0, q_dim},
+                                    {P(Projection::kK), q_dim, kv_dim},
+                                    {P(Projection::kV), q_dim + kv_dim, kv_dim}}));
     QUILT_RETURN_IF_ERROR(b.rope(rope_, cfg_.head_dim, q, k));
     QUILT_RETURN_IF_ERROR(b.kv_store(i, k, v));
     QUILT_RETURN_IF_ERROR(b.attention(i, q, cfg_.num_heads, attn));
-    QUILT_RETURN_IF_ERROR(b.matmul(attn, l.o, proj));
-    QUILT_RETURN_IF_ERROR(add_lora(layout, i, attn, {{P(Projection::kO), &proj}}));
-    QUILT_RETURN_IF_ERROR(b.add(h, proj));
+    // The residual add rides in the projections' GEMM (h += attn · oᵀ) and LoRA expand.
+    QUILT_RETURN_IF_ERROR(b.matmul_add(attn, l.o, h));
+    QUILT_RETURN_IF_ERROR(add_lora(layout, i, attn, h, {{P(Projection::kO), 0, hidden}}));
 
     QUILT_RETURN_IF_ERROR(b.rms_norm(h, l.post_norm, eps, x));
-    QUILT_RETURN_IF_ERROR(b.matmul(x, l.gate, gate));
-    QUILT_RETURN_IF_ERROR(b.matmul(x, l.up, up));
-    QUILT_RETURN_IF_ERROR(
-        add_lora(layout, i, x, {{P(Projection::kGate), &gate}, {P(Projection::kUp), &up}}));
+    QUILT_RETURN_IF_ERROR(b.matmul(x, l.gate_up, gate_up));
+    QUILT_RETURN_IF_ERROR(add_lora(layout, i, x, gate_up,
+                                   {{P(Projection::kGate), 0, inter}, {P(Projection::kUp), inter, inter}}));
     QUILT_RETURN_IF_ERROR(b.silu_mul(gate, up, mlp));
-    QUILT_RETURN_IF_ERROR(b.matmul(mlp, l.down, proj));
-    QUILT_RETURN_IF_ERROR(add_lora(layout, i, mlp, {{P(Projection::kDown), &proj}}));
-    QUILT_RETURN_IF_ERROR(b.add(h, proj));
+    QUILT_RETURN_IF_ERROR(b.matmul_add(mlp, l.down, h));
+    QUILT_RETURN_IF_ERROR(add_lora(layout, i, mlp, h, {{P(Projection::kDown), 0, hidden}}));
   }
 
   const int64_t rows = static_cast<int64_t>(layout.logit_rows.size());

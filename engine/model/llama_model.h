@@ -29,16 +29,19 @@ class LlamaModel {
 
  private:
   struct Layer {
-    Tensor input_norm, q, k, v, o, post_norm, gate, up, down;
+    // q/k/v and gate/up stacked by rows: one GEMM each, whose output row holds the projections
+    // side by side (q | k | v, gate | up).
+    Tensor input_norm, qkv, o, post_norm, gate_up, down;
   };
   struct Activations {
-    Tensor h, x, q, k, v, attn, proj, gate, up, act, last, logits;
+    Tensor h, x, qkv, attn, gate_up, act, last, logits;
     Tensor lora_v[3];  // [T, max_rank] each, float32
   };
 
   LlamaModel(const ModelConfig& cfg, Backend& backend) : cfg_(cfg), backend_(backend) {}
-  Status add_lora(const StepLayout& layout, int32_t layer, const Tensor& x,
-                  std::initializer_list<std::pair<int32_t, Tensor*>> outputs);
+  // Adds the LoRA deltas of `slices` (projections that all read x) into their columns of y.
+  Status add_lora(const StepLayout& layout, int32_t layer, const Tensor& x, Tensor& y,
+                  std::initializer_list<ProjectionSlice> slices);
 
   ModelConfig cfg_;
   Backend& backend_;

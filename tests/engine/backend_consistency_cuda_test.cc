@@ -144,6 +144,11 @@ TEST_P(BackendConsistencyTest, Matmul16BitAndFloat32Outputs) {
   }
   EXPECT_LT(compare(y, "matmul (16-bit out)"), kBf16Tolerance);
   EXPECT_LT(compare(logits, "matmul (f32 out)"), 1e-5);  // no rounding after the float sum
+
+  Pair h = input(37, 80);  // the residual stream: h += x · wᵀ in the GEMM's epilogue
+  ASSERT_OK(cpu_.matmul_add(x.cpu, w.cpu, h.cpu));
+  ASSERT_OK(cuda_->matmul_add(x.cuda, w.cuda, h.cuda));
+  EXPECT_LT(compare(h, "matmul_add"), kBf16Tolerance);
 }
 
 TEST_P(BackendConsistencyTest, RmsNormAddSiluMul) {
@@ -161,6 +166,14 @@ TEST_P(BackendConsistencyTest, RmsNormAddSiluMul) {
   ASSERT_OK(cpu_.silu_mul(gate.cpu, up.cpu, act.cpu));
   ASSERT_OK(cuda_->silu_mul(gate.cuda, up.cuda, act.cuda));
   EXPECT_LT(compare(act, "silu_mul"), kBf16Tolerance);
+
+  // The model's case: gate and up are the two halves of one fused gate/up row.
+  Pair gate_up = input(19, 2 * 176, 2.0f), fused_act = output(19, 176);
+  ASSERT_OK(cpu_.silu_mul(gate_up.cpu.columns(0, 176), gate_up.cpu.columns(176, 176),
+                          fused_act.cpu));
+  ASSERT_OK(cuda_->silu_mul(gate_up.cuda.columns(0, 176), gate_up.cuda.columns(176, 176),
+                            fused_act.cuda));
+  EXPECT_LT(compare(fused_act, "silu_mul (fused gate|up)"), kBf16Tolerance);
 }
 
 TEST_P(BackendConsistencyTest, EmbeddingAndGatherRowsCopyExactly) {
@@ -199,6 +212,22 @@ TEST_P(BackendConsistencyTest, RopeAtFarPositions) {
   ASSERT_OK(cuda_->rope(table, 32, q.cuda, k.cuda));
   EXPECT_LT(compare(q, "rope q"), kBf16Tolerance);
   EXPECT_LT(compare(k, "rope k"), kBf16Tolerance);
+
+  // The model's case: q and k are columns of one fused q | k | v row; v must stay untouched.
+  Pair qkv = input(l.num_tokens(), (8 + 2 + 2) * 32);
+  const std::vector<float> before = download(cpu_, qkv.cpu);
+  for (Backend* b : {static_cast<Backend*>(&cpu_), cuda_.get()}) {
+    const Tensor& t = b == &cpu_ ? qkv.cpu : qkv.cuda;
+    Tensor qv = t.columns(0, 8 * 32), kv = t.columns(8 * 32, 2 * 32);
+    ASSERT_OK(b->rope(table, 32, qv, kv));
+  }
+  EXPECT_LT(compare(qkv, "rope (fused q|k|v)"), kBf16Tolerance);
+  const std::vector<float> after = download(*cuda_, qkv.cuda);
+  for (int64_t r = 0; r < qkv.cuda.rows; ++r) {
+    for (int64_t c = 10 * 32; c < 12 * 32; ++c) {
+      ASSERT_EQ(after[r * 12 * 32 + c], before[r * 12 * 32 + c]) << "rope wrote into v";
+    }
+  }
 }
 
 // GQA (8 query heads on 2 KV heads), contexts over many shuffled blocks and past one 128-position
@@ -218,12 +247,14 @@ TEST_P(BackendConsistencyTest, PagedAttentionMixedPrefillDecodeGqa) {
   const StepLayout now = layout(specs, false);
   const int64_t n = now.num_tokens();
   ASSERT_OK(begin_both(now));
-  Pair k = input(n, kKvHeads * kHeadDim), v = input(n, kKvHeads * kHeadDim);
-  Pair q = input(n, kHeads * kHeadDim, 2.0f), out = output(n, kHeads * kHeadDim);
-  ASSERT_OK(cpu_.kv_store(kLayer, k.cpu, v.cpu));
-  ASSERT_OK(cuda_->kv_store(kLayer, k.cuda, v.cuda));
-  ASSERT_OK(cpu_.attention(kLayer, q.cpu, kHeads, out.cpu));
-  ASSERT_OK(cuda_->attention(kLayer, q.cuda, kHeads, out.cuda));
+  // This step's q, k and v as the model has them: columns of one fused q | k | v row.
+  constexpr int64_t kQ = kHeads * kHeadDim, kKv = kKvHeads * kHeadDim;
+  Pair qkv = input(n, kQ + 2 * kKv, 2.0f), out = output(n, kQ);
+  for (Backend* b : {static_cast<Backend*>(&cpu_), cuda_.get()}) {
+    const Tensor& t = b == &cpu_ ? qkv.cpu : qkv.cuda;
+    ASSERT_OK(b->kv_store(kLayer, t.columns(kQ, kKv), t.columns(kQ + kKv, kKv)));
+    ASSERT_OK(b->attention(kLayer, t.columns(0, kQ), kHeads, b == &cpu_ ? out.cpu : out.cuda));
+  }
   EXPECT_LT(compare(out, "attention (paged, GQA, mixed)"), kBf16Tolerance);
 }
 
@@ -308,8 +339,9 @@ void BackendConsistencyTest::check_lora(int64_t in_dim, const std::vector<int32_
     for (size_t i = 0; i < projs.size(); ++i) {
       Pair y = input(n, out_dims[i]);
       const std::vector<float> before = download(cpu_, y.cpu);
-      ASSERT_OK(cpu_.lora_expand(v[i].cpu, layer, projs[i], y.cpu));
-      ASSERT_OK(cuda_->lora_expand(v[i].cuda, layer, projs[i], y.cuda));
+      const ProjectionSlice whole{projs[i], 0, out_dims[i]};
+      ASSERT_OK(cpu_.lora_expand({&cpu_v[i], 1}, layer, {&whole, 1}, y.cpu));
+      ASSERT_OK(cuda_->lora_expand({&cuda_v[i], 1}, layer, {&whole, 1}, y.cuda));
       const std::string op =
           "lora_expand L" + std::to_string(layer) + " proj " + std::to_string(projs[i]);
       EXPECT_LT(compare(y, op.c_str()), kBf16Tolerance);
@@ -317,6 +349,23 @@ void BackendConsistencyTest::check_lora(int64_t in_dim, const std::vector<int32_
       for (int64_t e = 24 * out_dims[i]; e < 30 * out_dims[i]; ++e) {  // no adapter: untouched
         ASSERT_EQ(after[e], before[e]) << op << " changed a row without adapter";
       }
+    }
+    // Fused: every projection into its columns of one row, as the model's q/k/v and gate/up.
+    std::vector<ProjectionSlice> slices;
+    int64_t width = 0;
+    for (size_t i = 0; i < projs.size(); ++i) {
+      slices.push_back({projs[i], width, out_dims[i]});
+      width += out_dims[i];
+    }
+    Pair fused = input(n, width);
+    const std::vector<float> before = download(cpu_, fused.cpu);
+    ASSERT_OK(cpu_.lora_expand(cpu_v, layer, slices, fused.cpu));
+    ASSERT_OK(cuda_->lora_expand(cuda_v, layer, slices, fused.cuda));
+    const std::string op = "lora_expand L" + std::to_string(layer) + " fused";
+    EXPECT_LT(compare(fused, op.c_str()), kBf16Tolerance);
+    const std::vector<float> after = download(*cuda_, fused.cuda);
+    for (int64_t e = 24 * width; e < 30 * width; ++e) {
+      ASSERT_EQ(after[e], before[e]) << op << " changed a row without adapter";
     }
   }
 }

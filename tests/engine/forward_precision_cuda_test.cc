@@ -70,6 +70,10 @@ class TapBackend final : public Backend {
     return record("matmul " + std::to_string(w.rows) + "x" + std::to_string(w.cols),
                   inner_.matmul(x, w, out), out);
   }
+  Status matmul_add(const Tensor& x, const Tensor& w, Tensor& out) override {
+    return record("matmul_add " + std::to_string(w.rows) + "x" + std::to_string(w.cols),
+                  inner_.matmul_add(x, w, out), out);
+  }
   Status add(Tensor& acc, const Tensor& x) override {
     return record("add", inner_.add(acc, x), acc);
   }
@@ -100,10 +104,13 @@ class TapBackend final : public Backend {
     }
     return s;
   }
-  Status lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) override {
-    return record(
-        "lora_expand " + std::string(projection_name(static_cast<Projection>(proj))),
-        inner_.lora_expand(v, layer, proj, y), y);
+  Status lora_expand(std::span<const Tensor> v, int32_t layer,
+                     std::span<const ProjectionSlice> slices, Tensor& y) override {
+    std::string op = "lora_expand";
+    for (const ProjectionSlice& s : slices) {
+      op += std::string(" ") + projection_name(static_cast<Projection>(s.proj));
+    }
+    return record(op, inner_.lora_expand(v, layer, slices, y), y);
   }
 
  private:
@@ -263,8 +270,8 @@ enum Point : uint32_t {
   kGemmIn = 1 << 0,    // rms_norm, attention and silu_mul outputs (the inputs of bf16 GEMMs)
   kQkv = 1 << 1,       // q/k/v projection outputs, their LoRA sums and RoPE
   kKvCache = 1 << 2,   // K and V as stored in the cache
-  kProjOut = 1 << 3,   // o/gate/up/down projection outputs and their LoRA sums
-  kResidual = 1 << 4,  // the residual stream h
+  kProjOut = 1 << 3,   // gate/up projection outputs and their LoRA sums
+  kResidual = 1 << 4,  // the residual stream h (o and down add into it)
   kLoraW = 1 << 5,     // adapter weights in the page pool
   kKOnly = 1 << 6,     // with kKvCache: round K only
   kVOnly = 1 << 7,     // with kKvCache: round V only
@@ -313,10 +320,14 @@ class RoundingBackend final : public Backend {
     return after(inner_.rms_norm(x, weight, eps, out), kGemmIn, out);
   }
   Status matmul(const Tensor& x, const Tensor& w, Tensor& out) override {
-    // Per layer: q, k, v, o, gate, up, down; the lm_head's output stays float32.
-    const int phase = matmuls_++ % 7;
+    // Per layer: q/k/v, then gate/up (o and down add into h: matmul_add); the lm_head's output
+    // stays float32.
+    const int phase = matmuls_++ % 2;
     if (w.rows == 512 && out.rows <= 4) return inner_.matmul(x, w, out);
-    return after(inner_.matmul(x, w, out), phase < 3 ? kQkv : kProjOut, out);
+    return after(inner_.matmul(x, w, out), phase == 0 ? kQkv : kProjOut, out);
+  }
+  Status matmul_add(const Tensor& x, const Tensor& w, Tensor& out) override {
+    return after(inner_.matmul_add(x, w, out), kResidual, out);
   }
   Status add(Tensor& acc, const Tensor& x) override {
     return after(inner_.add(acc, x), kResidual, acc);
@@ -357,8 +368,15 @@ class RoundingBackend final : public Backend {
                      std::span<Tensor> v) override {
     return inner_.lora_shrink(x, layer, projs, v);
   }
-  Status lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) override {
-    return after(inner_.lora_expand(v, layer, proj, y), proj < 3 ? kQkv : kProjOut, y);
+  Status lora_expand(std::span<const Tensor> v, int32_t layer,
+                     std::span<const ProjectionSlice> slices, Tensor& y) override {
+    const int32_t proj = slices[0].proj;
+    const uint32_t point = proj < 3                                 ? kQkv
+                           : proj == static_cast<int32_t>(Projection::kO) ||
+                                   proj == static_cast<int32_t>(Projection::kDown)
+                               ? kResidual
+                               : kProjOut;
+    return after(inner_.lora_expand(v, layer, slices, y), point, y);
   }
 
  private:

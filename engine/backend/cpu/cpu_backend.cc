@@ -136,15 +136,26 @@ Status CpuBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, Te
 }
 
 Status CpuBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
+  return gemm(x, w, out, 0.0f);
+}
+
+Status CpuBackend::matmul_add(const Tensor& x, const Tensor& w, Tensor& out) {
+  return gemm(x, w, out, 1.0f);
+}
+
+Status CpuBackend::gemm(const Tensor& x, const Tensor& w, Tensor& out, float beta) {
   QUILT_RETURN_IF_ERROR(check_f32(x, "matmul input"));
   QUILT_RETURN_IF_ERROR(check_f32(w, "matmul weight"));
   if (x.cols != w.cols || out.cols != w.rows || out.rows != x.rows) {
     return Status::Internal("cpu backend: matmul shapes do not agree");
   }
+  if (!x.contiguous() || !w.contiguous() || !out.contiguous()) {
+    return Status::Internal("cpu backend: matmul takes contiguous tensors");
+  }
   if (x.rows == 0) return Status::OK();
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(x.rows),
               static_cast<int>(w.rows), static_cast<int>(x.cols), 1.0f, x.as<float>(),
-              static_cast<int>(x.cols), w.as<float>(), static_cast<int>(w.cols), 0.0f,
+              static_cast<int>(x.cols), w.as<float>(), static_cast<int>(w.cols), beta,
               out.as<float>(), static_cast<int>(out.cols));
   return Status::OK();
 }
@@ -168,7 +179,7 @@ Status CpuBackend::rope(const RopeTable& table, int64_t head_dim, Tensor& q, Ten
       sin_v[i] = static_cast<float>(std::sin(static_cast<double>(angle))) * table.attention_scaling;
     }
     for (Tensor* x : {&q, &k}) {
-      float* row = x->as<float>() + t * x->cols;
+      float* row = x->as<float>() + t * x->stride();
       for (int64_t h = 0; h < x->cols / head_dim; ++h) {
         float* v = row + h * head_dim;
         for (int64_t i = 0; i < half; ++i) {  // rotate_half layout: pairs (i, i + half)
@@ -188,8 +199,8 @@ Status CpuBackend::kv_store(int32_t layer, const Tensor& k, const Tensor& v) {
   float* vc = v_cache(layer);
   for (int64_t t = 0; t < k.rows; ++t) {
     const int64_t slot = step_->kv_slots[t];
-    std::memcpy(kc + slot * kv_dim, k.as<float>() + t * kv_dim, kv_dim * sizeof(float));
-    std::memcpy(vc + slot * kv_dim, v.as<float>() + t * kv_dim, kv_dim * sizeof(float));
+    std::memcpy(kc + slot * kv_dim, k.as<float>() + t * k.stride(), kv_dim * sizeof(float));
+    std::memcpy(vc + slot * kv_dim, v.as<float>() + t * v.stride(), kv_dim * sizeof(float));
   }
   return Status::OK();
 }
@@ -211,7 +222,7 @@ Status CpuBackend::attention(int32_t layer, const Tensor& q, int64_t num_heads, 
       const int64_t row = seq.q_start + i;
       const int64_t visible = seq.ctx_len - seq.q_len + i + 1;  // causal: itself and before
       for (int64_t h = 0; h < num_heads; ++h) {
-        const float* qh = q.as<float>() + row * q.cols + h * hd;
+        const float* qh = q.as<float>() + row * q.stride() + h * hd;
         const int64_t kvh = h / group;
         float max_score = -std::numeric_limits<float>::infinity();
         for (int64_t p = 0; p < visible; ++p) {
@@ -240,10 +251,14 @@ Status CpuBackend::attention(int32_t layer, const Tensor& q, int64_t num_heads, 
 }
 
 Status CpuBackend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
-  const int64_t n = gate.num_elements();
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate.as<float>()[i];
-    out.as<float>()[i] = g / (1.0f + std::exp(-g)) * up.as<float>()[i];
+  for (int64_t r = 0; r < gate.rows; ++r) {
+    const float* g_row = gate.as<float>() + r * gate.stride();
+    const float* u_row = up.as<float>() + r * up.stride();
+    float* o_row = out.as<float>() + r * out.cols;
+    for (int64_t c = 0; c < gate.cols; ++c) {
+      const float g = g_row[c];
+      o_row[c] = g / (1.0f + std::exp(-g)) * u_row[c];
+    }
   }
   return Status::OK();
 }
@@ -285,9 +300,36 @@ Status CpuBackend::lora_shrink(const Tensor& x, int32_t layer, std::span<const i
   return Status::OK();
 }
 
-Status CpuBackend::lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) {
-  kernels::sgmv::ExpandArgs args{v.as<float>(), y.as<float>(), y.cols, layer, proj};
-  kernels::sgmv::expand_cpu(lora_weights(), lora_batch(), args);
+Status CpuBackend::lora_expand(std::span<const Tensor> v, int32_t layer,
+                               std::span<const ProjectionSlice> slices, Tensor& y) {
+  if (slices.size() > kernels::sgmv::kMaxFusedProjs || v.size() != slices.size() ||
+      !y.contiguous()) {
+    return Status::Internal("cpu backend: bad fused lora expand");
+  }
+  std::vector<float> part;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const ProjectionSlice& s = slices[i];
+    if (s.col < 0 || s.cols <= 0 || s.col + s.cols > y.cols) {
+      return Status::Internal("cpu backend: lora expand slice outside the output row");
+    }
+    if (s.col == 0 && s.cols == y.cols) {
+      const kernels::sgmv::ExpandArgs args{v[i].as<float>(), y.as<float>(), y.cols, layer, s.proj};
+      kernels::sgmv::expand_cpu(lora_weights(), lora_batch(), args);
+      continue;
+    }
+    // expand_cpu writes whole rows: take the slice out, add into it, put it back (same sums).
+    part.resize(static_cast<size_t>(y.rows * s.cols));
+    for (int64_t r = 0; r < y.rows; ++r) {
+      std::memcpy(part.data() + r * s.cols, y.as<float>() + r * y.cols + s.col,
+                  s.cols * sizeof(float));
+    }
+    const kernels::sgmv::ExpandArgs args{v[i].as<float>(), part.data(), s.cols, layer, s.proj};
+    kernels::sgmv::expand_cpu(lora_weights(), lora_batch(), args);
+    for (int64_t r = 0; r < y.rows; ++r) {
+      std::memcpy(y.as<float>() + r * y.cols + s.col, part.data() + r * s.cols,
+                  s.cols * sizeof(float));
+    }
+  }
   return Status::OK();
 }
 

@@ -26,6 +26,7 @@ class CpuBackend final : public Backend {
   Status embedding(const Tensor& table, Tensor& out) override;
   Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
   Status matmul(const Tensor& x, const Tensor& w, Tensor& out) override;
+  Status matmul_add(const Tensor& x, const Tensor& w, Tensor& out) override;
   Status add(Tensor& acc, const Tensor& x) override;
   Status rope(const RopeTable& table, int64_t head_dim, Tensor& q, Tensor& k) override;
   Status kv_store(int32_t layer, const Tensor& k, const Tensor& v) override;
@@ -34,9 +35,11 @@ class CpuBackend final : public Backend {
   Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
   Status lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
                      std::span<Tensor> v) override;
-  Status lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) override;
+  Status lora_expand(std::span<const Tensor> v, int32_t layer,
+                     std::span<const ProjectionSlice> slices, Tensor& y) override;
 
  private:
+  Status gemm(const Tensor& x, const Tensor& w, Tensor& out, float beta);
   kernels::sgmv::PagedLoraWeights<float> lora_weights() const;
   kernels::sgmv::LoraBatch lora_batch() const;
   float* k_cache(int32_t layer) { return kv_.data() + layer * layer_stride_; }

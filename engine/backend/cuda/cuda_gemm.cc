@@ -99,7 +99,7 @@ Result<const Gemm::Plan*> Gemm::plan(int64_t m, int64_t n, int64_t k, DType in_d
   return raw;
 }
 
-Status Gemm::run(const Tensor& x, const Tensor& w, Tensor& out, cudaStream_t stream) {
+Status Gemm::run(const Tensor& x, const Tensor& w, Tensor& out, float beta, cudaStream_t stream) {
   if ((x.dtype != DType::kBF16 && x.dtype != DType::kF16) || w.dtype != x.dtype ||
       (out.dtype != x.dtype && out.dtype != DType::kF32)) {
     return Status::Internal(
@@ -113,7 +113,7 @@ Status Gemm::run(const Tensor& x, const Tensor& w, Tensor& out, cudaStream_t str
   }
   if (x.rows == 0) return Status::OK();
   QUILT_ASSIGN_OR_RETURN(const Plan* p, plan(x.rows, w.rows, x.cols, x.dtype, out.dtype));
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = 1.0f;
   return QUILT_CUBLAS_STATUS(cublasLtMatmul(
       handle_.get(), p->desc.get(), &alpha, w.data, p->a.get(), x.data, p->b.get(), &beta, out.data,
       p->d.get(), out.data, p->d.get(), &p->algo, workspace_->data(), workspace_->bytes(), stream));

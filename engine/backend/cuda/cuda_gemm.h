@@ -24,8 +24,9 @@ class Gemm {
   Gemm& operator=(const Gemm&) = delete;
 
   Status init();
-  // Enqueues on `stream`; x and w are both fp16 or both bf16, out the same or float32.
-  Status run(const Tensor& x, const Tensor& w, Tensor& out, cudaStream_t stream);
+  // out = x · wᵀ + beta · out (beta 0 or 1), enqueued on `stream`; x and w are both fp16 or both
+  // bf16, out the same or float32.
+  Status run(const Tensor& x, const Tensor& w, Tensor& out, float beta, cudaStream_t stream);
 
  private:
   // Descriptors and the heuristic's algorithm for one shape; built once, reused every step.

@@ -121,25 +121,36 @@ Status CudaBackend::lora_shrink(const Tensor& x, int32_t layer, std::span<const 
   }));
 }
 
-Status CudaBackend::lora_expand(const Tensor& v, int32_t layer, int32_t proj, Tensor& y) {
+Status CudaBackend::lora_expand(std::span<const Tensor> v, int32_t layer,
+                                std::span<const ProjectionSlice> slices, Tensor& y) {
   if (step_ == nullptr || lora_pool_ == nullptr) {
     return Status::Internal("cuda backend: lora_expand without a step or a lora pool");
   }
-  if (v.dtype != DType::kF32 || y.dtype != dtype_ || v.rows != y.rows ||
-      y.rows != step_->num_tokens() || v.cols != step_->max_rank) {
-    return Status::Internal("cuda backend: bad lora expand");
+  if (slices.empty() || slices.size() > kernels::sgmv::kMaxFusedProjs ||
+      v.size() != slices.size() || y.dtype != dtype_ || y.rows != step_->num_tokens()) {
+    return Status::Internal("cuda backend: bad fused lora expand");
   }
+  for (size_t i = 0; i < slices.size(); ++i) {
+    if (v[i].dtype != DType::kF32 || v[i].rows != y.rows || v[i].cols != step_->max_rank ||
+        slices[i].col < 0 || slices[i].cols <= 0 || slices[i].col + slices[i].cols > y.cols) {
+      return Status::Internal("cuda backend: bad lora expand slice");
+    }
+  }
+  // One launch for every slice: the kernels/sgmv fused expand writes each projection's columns
+  // of the one output row.
   return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
     using T = decltype(tag);
     kernels::sgmv::ExpandParams<T> p{};
     p.weights = lora_weights<T>();
     p.batch = lora_batch();
     p.layer = layer;
-    p.num_projs = 1;
-    p.projs[0] = proj;
-    p.v[0] = v.as<float>();
-    p.out_dim[0] = y.cols;
-    p.col_offset[0] = 0;
+    p.num_projs = static_cast<int32_t>(slices.size());
+    for (size_t i = 0; i < slices.size(); ++i) {
+      p.projs[i] = slices[i].proj;
+      p.v[i] = v[i].as<float>();
+      p.out_dim[i] = slices[i].cols;
+      p.col_offset[i] = slices[i].col;
+    }
     p.y = y.as<T>();
     p.y_row_stride = y.stride();
     return kernels::sgmv::expand_cuda(p, stream());

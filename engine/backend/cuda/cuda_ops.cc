@@ -58,7 +58,11 @@ Status CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps, T
 }
 
 Status CudaBackend::matmul(const Tensor& x, const Tensor& w, Tensor& out) {
-  return gemm_.run(x, w, out, stream());
+  return gemm_.run(x, w, out, 0.0f, stream());
+}
+
+Status CudaBackend::matmul_add(const Tensor& x, const Tensor& w, Tensor& out) {
+  return gemm_.run(x, w, out, 1.0f, stream());  // cuBLASLt's epilogue reads out as C
 }
 
 Status CudaBackend::add(Tensor& acc, const Tensor& x) {
