@@ -71,10 +71,11 @@ struct ShrinkArgs {
 
 struct ExpandArgs {
   const float* v;  // [num_tokens, max_rank]
-  float* y;        // [num_tokens, out_dim], accumulated into
+  float* y;        // [num_tokens, y_row_stride], columns [0, out_dim) accumulated into
   int64_t out_dim;
   int32_t layer;
   int32_t proj;
+  int64_t y_row_stride = 0;  // 0: out_dim; more when y is a slice of a wider (fused) row
 };
 
 // Pages a matrix of `rows` rows of `dim` elements takes in the flat layout above.

@@ -59,12 +59,13 @@ void shrink_cpu(const PagedLoraWeights<float>& w, const LoraBatch& batch, const 
 }
 
 void expand_cpu(const PagedLoraWeights<float>& w, const LoraBatch& batch, const ExpandArgs& args) {
+  const int64_t stride = args.y_row_stride > 0 ? args.y_row_stride : args.out_dim;
   for_each_segment(batch, [&](int32_t t0, int32_t t1, int32_t slot) {
     if (slot < 0) return;
     const LoraModuleRef& m = w.module(slot, args.layer, args.proj);
     for (int32_t t = t0; t < t1; ++t) {
       const float* v = args.v + static_cast<int64_t>(t) * batch.max_rank;
-      float* y = args.y + static_cast<int64_t>(t) * args.out_dim;
+      float* y = args.y + static_cast<int64_t>(t) * stride;
       for (int32_t j = 0; j < std::min(m.rank, batch.max_rank); ++j) {
         const float vj = v[j] * m.scale;
         for_each_run(w, m.bt_pages, j, args.out_dim, [&](int64_t n0, const float* bt, int64_t n) {

@@ -1,6 +1,7 @@
 // The CPU reference of sgmv.h against a naive dense computation that knows nothing of pages.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -132,6 +133,40 @@ TEST_P(SgmvCpu, ExpandMatchesDense) {
           mag += std::fabs(term);
         }
         bad += !(std::fabs(got[i] - ref) <= 1e-5 * mag + 1e-7);
+      }
+    }
+    EXPECT_EQ(bad, 0) << "proj " << proj;
+  }
+}
+
+// A slice of a wider row (fused q/k/v output): the same sums in its columns, nothing elsewhere.
+TEST_P(SgmvCpu, ExpandIntoASliceOfAWiderRow) {
+  const auto [in_dim, out_dim, pe] = GetParam();
+  const Problem p = make_problem(spec(in_dim, out_dim, pe, 51));
+  const Layout l = sgmv_layout();
+  constexpr int64_t kCol = 3, kExtra = 7;
+  const int64_t stride = out_dim + kExtra;
+  for (int32_t proj = 0; proj < kNumProjs; ++proj) {
+    const std::vector<float> v = make_expand_v(p, l, proj, 52 + proj);
+    const std::vector<float> y0 = make_y0(p, l, proj, 62 + proj);
+    const std::vector<float> want = run_expand(p, l, /*segments=*/true, proj, v, y0);
+    std::vector<float> wide(static_cast<size_t>(l.num_tokens) * stride, sentinel());
+    for (int32_t t = 0; t < l.num_tokens; ++t) {
+      std::copy_n(y0.begin() + t * out_dim, out_dim, wide.begin() + t * stride + kCol);
+    }
+    ExpandArgs args{v.data(), wide.data() + kCol, out_dim, kLayer, proj};
+    args.y_row_stride = stride;
+    expand_cpu(p.weights(), l.batch(p.max_rank, true), args);
+    int bad = 0;
+    for (int32_t t = 0; t < l.num_tokens; ++t) {
+      for (int64_t c = 0; c < stride; ++c) {
+        const float g = wide[t * stride + c];
+        if (c < kCol || c >= kCol + out_dim) {
+          bad += !is_sentinel(g);
+        } else {
+          const float w = want[t * out_dim + c - kCol];
+          bad += std::memcmp(&g, &w, sizeof(float)) != 0;
+        }
       }
     }
     EXPECT_EQ(bad, 0) << "proj " << proj;
