@@ -18,7 +18,9 @@ struct Engine::Core {
   std::unique_ptr<PageAllocator> kv_blocks;
   std::unique_ptr<AdapterSlots> adapters;
   std::unique_ptr<Scheduler> scheduler;
-  std::vector<float> logits;  // [sampling rows, vocab] of the last step
+  std::vector<SampleSpec> specs;      // this step's, one per sampling row
+  std::vector<SampledToken> sampled;  // what Backend::sample gave for them
+  std::vector<float> logits;          // one captured logit row (Request::capture_logits)
 };
 
 }  // namespace quilt::engine

@@ -36,8 +36,22 @@ void Engine::run_step(StepPlan& plan) {
   Scheduler& scheduler = *core.scheduler;
   const auto started = std::chrono::steady_clock::now();
   StepLayout layout = build_step_layout(plan, options_.block_size, *core.adapters);
+  // Sampling runs where the logits are (on the device for cuda): one spec per sampling row, in
+  // the layout's order, each with its sequence's own draw.
+  std::vector<SampleSpec>& specs = core.specs;
+  specs.clear();
+  for (const StepPlan::Item& item : plan.items) {
+    if (item.samples) specs.push_back(item.seq->sampler.next_spec());
+  }
+  core.sampled.resize(specs.size());
+  Tensor logits;
   Status st = core.backend->begin_step(layout);
-  if (st.ok()) st = core.model->forward(layout, core.logits);
+  if (st.ok()) {
+    Result<Tensor> out = core.model->forward(layout);
+    st = out.status();
+    if (st.ok()) logits = *out;
+  }
+  if (st.ok()) st = core.backend->sample(logits, specs, core.sampled);
   if (!st.ok()) {
     // A failed step fails the requests in it, never the engine.
     for (const StepPlan::Item& item : plan.items) {
@@ -48,14 +62,14 @@ void Engine::run_step(StepPlan& plan) {
 
   const int64_t vocab = config_.vocab_size;
   size_t row = 0;
+  std::vector<float>& captured = core.logits;
   uint64_t generated = 0;
   std::vector<uint64_t> finished;
   for (const StepPlan::Item& item : plan.items) {
     Sequence& seq = *item.seq;
     seq.num_computed += item.count;
     if (!item.samples) continue;
-    std::span<const float> logits(core.logits.data() + row++ * vocab, vocab);
-    Sampler::Sample s = seq.sampler.sample(logits);
+    SampledToken& s = core.sampled[row];
     seq.tokens.push_back(s.token);
     ++generated;
 
@@ -63,11 +77,17 @@ void Engine::run_step(StepPlan& plan) {
     ev.request_id = seq.request.id;
     ev.token = s.token;
     ev.logprob = s.logprob;
-    ev.top_logprobs = std::move(s.top);
+    for (const auto& [id, lp] : s.top) ev.top_logprobs.push_back({id, lp});
     if (seq.request.capture_logits && !seq.logits_sent) {
-      ev.logits.assign(logits.begin(), logits.end());
+      // Tests and debugging only: the one row this request wants leaves the device.
+      Tensor one = logits;
+      one.data = logits.as<float>() + static_cast<int64_t>(row) * vocab;
+      one.rows = 1;
+      captured.resize(static_cast<size_t>(vocab));
+      if (core.backend->download(one, captured).ok()) ev.logits = captured;
       seq.logits_sent = true;
     }
+    ++row;
     if (seq.decoder) ev.text = seq.stops.push(seq.decoder->push(s.token));
     FinishReason reason = FinishReason::kNone;
     if (seq.stops.matched() || (!seq.request.sampling.ignore_eos && is_eos(config_, s.token))) {

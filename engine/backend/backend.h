@@ -67,6 +67,22 @@ struct LoraPoolShape {
 
 struct RopeTable;  // engine/model/rope.h
 
+// How to pick the next token from one logit row (engine/sampling/sampler.h makes these).
+struct SampleSpec {
+  float temperature = 0.f;  // ≤ 0: greedy
+  float top_p = 1.f;
+  int32_t top_k = 0;        // 0: off
+  int32_t logprobs = 0;     // top-N log-probabilities wanted (at most 20)
+  double uniform = 0;       // the sequence's canonical draw in [0, 1), used when temperature > 0
+};
+
+// What sampling one row gave.
+struct SampledToken {
+  int32_t token = 0;
+  float logprob = 0.f;                         // of token, when logprobs > 0
+  std::vector<std::pair<int32_t, float>> top;  // the logprobs best (id, log-probability)
+};
+
 // Where one projection's output sits in a fused output row: columns [col, col + cols) of y.
 struct ProjectionSlice {
   int32_t proj;  // engine Projection
@@ -122,6 +138,12 @@ class Backend {
   // out = silu(gate) * up; gate and up may be views (the halves of one fused gate/up output).
   virtual Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
   virtual Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) = 0;
+
+  // Picks a token from each row of logits [rows.size(), vocab] (float32) as engine/sampling's
+  // sample_logits() does; only the ids and the requested log-probabilities leave the backend.
+  // Waits for the result.
+  virtual Status sample(const Tensor& logits, std::span<const SampleSpec> rows,
+                        std::span<SampledToken> out) = 0;
 
   // LoRA over the step's adapter layout (kernels/sgmv). x and y are compute_dtype(); v tensors are
   // [T, max_rank] float32 (allocated with DType::kF32) on every backend.

@@ -114,6 +114,13 @@ Status LlamaModel::add_lora(const StepLayout& layout, int32_t layer, const Tenso
 }
 
 Status LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits) {
+  QUILT_ASSIGN_OR_RETURN(Tensor out, forward(layout));
+  logits.resize(static_cast<size_t>(out.num_elements()));
+  if (out.rows == 0) return Status::OK();
+  return backend_.download(out, logits);
+}
+
+Result<Tensor> LlamaModel::forward(const StepLayout& layout) {
   const int64_t n = layout.num_tokens();
   if (n == 0 || n > max_step_tokens_) return Status::Internal("step size out of range");
   const int64_t hidden = cfg_.hidden_size, inter = cfg_.intermediate_size;
@@ -154,13 +161,12 @@ Status LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits)
   }
 
   const int64_t rows = static_cast<int64_t>(layout.logit_rows.size());
-  logits.resize(static_cast<size_t>(rows * cfg_.vocab_size));
-  if (rows == 0) return Status::OK();
   Tensor last = act_.last.head(rows), out = act_.logits.head(rows), normed = act_.x.head(rows);
+  if (rows == 0) return out;
   QUILT_RETURN_IF_ERROR(b.gather_rows(h, layout.logit_rows, last));
   QUILT_RETURN_IF_ERROR(b.rms_norm(last, final_norm_, eps, normed));
   QUILT_RETURN_IF_ERROR(b.matmul(normed, lm_head_, out));
-  return b.download(out, logits);
+  return out;
 }
 
 }  // namespace quilt::engine

@@ -20,8 +20,11 @@ class LlamaModel {
                                                   Backend& backend, int32_t max_step_tokens,
                                                   int32_t max_lora_rank);
 
-  // Runs one step (backend.begin_step(layout) must have been called) and writes the next-token
-  // logits of layout.logit_rows into `logits` ([rows, vocab], row-major).
+  // Runs one step (backend.begin_step(layout) must have been called). The next-token logits of
+  // layout.logit_rows stay in backend memory: [rows, vocab] float32, valid until the next step,
+  // for Backend::sample.
+  Result<Tensor> forward(const StepLayout& layout);
+  // The same, with the logits downloaded into `logits` ([rows, vocab], row-major).
   Status forward(const StepLayout& layout, std::vector<float>& logits);
 
   const ModelConfig& config() const { return cfg_; }

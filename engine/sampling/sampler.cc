@@ -23,66 +23,86 @@ float log_sum_exp(std::span<const float> x) {
 
 }  // namespace
 
-Sampler::Sampler(const SamplingParams& params)
-    : params_(params), rng_(params.seed ? *params.seed : fresh_seed()) {}
-
-Sampler::Sample Sampler::sample(std::span<const float> logits) {
+SampledToken sample_logits(std::span<const float> logits, const SampleSpec& spec,
+                           std::vector<int32_t>& order, std::vector<float>& probs) {
   const int32_t vocab = static_cast<int32_t>(logits.size());
   // Highest logit first, ties by id, so that no order depends on the sort algorithm.
   auto higher = [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   };
-  Sample out;
-  if (params_.temperature <= 0.f) {
+  SampledToken out;
+  if (spec.temperature <= 0.f) {
     // Greedy; ties go to the lowest id, as torch.argmax does.
     out.token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   } else {
-    order_.resize(vocab);
-    std::iota(order_.begin(), order_.end(), 0);
+    order.resize(vocab);
+    std::iota(order.begin(), order.end(), 0);
     int32_t keep = vocab;
-    if (params_.top_k > 0 && params_.top_k < vocab) keep = params_.top_k;
-    if (keep < vocab || params_.top_p < 1.f) {
-      std::partial_sort(order_.begin(), order_.begin() + keep, order_.end(), higher);
+    if (spec.top_k > 0 && spec.top_k < vocab) keep = spec.top_k;
+    if (keep < vocab || spec.top_p < 1.f) {
+      std::partial_sort(order.begin(), order.begin() + keep, order.end(), higher);
     }
-    probs_.resize(keep);
-    const float inv_t = 1.f / params_.temperature;
+    probs.resize(keep);
+    const float inv_t = 1.f / spec.temperature;
     const float top = *std::max_element(logits.begin(), logits.end()) * inv_t;
     double total = 0;
     for (int32_t i = 0; i < keep; ++i) {
-      probs_[i] = std::exp(logits[order_[i]] * inv_t - top);
-      total += probs_[i];
+      probs[i] = std::exp(logits[order[i]] * inv_t - top);
+      total += probs[i];
     }
-    if (params_.top_p < 1.f) {
+    if (spec.top_p < 1.f) {
       // Smallest prefix whose probability reaches top_p (always at least one token).
       double cum = 0;
       int32_t n = 0;
       while (n < keep) {
-        cum += probs_[n++] / total;
-        if (cum >= params_.top_p) break;
+        cum += probs[n++] / total;
+        if (cum >= spec.top_p) break;
       }
       keep = n;
       total = 0;
-      for (int32_t i = 0; i < keep; ++i) total += probs_[i];
+      for (int32_t i = 0; i < keep; ++i) total += probs[i];
     }
-    const double u = std::uniform_real_distribution<double>(0.0, total)(rng_);
+    // What std::uniform_real_distribution<double>(0, total) makes of the same canonical draw.
+    const double u = spec.uniform * (total - 0.0) + 0.0;
     double cum = 0;
-    out.token = order_[keep - 1];
+    out.token = order[keep - 1];
     for (int32_t i = 0; i < keep; ++i) {
-      cum += probs_[i];
+      cum += probs[i];
       if (u < cum) {
-        out.token = order_[i];
+        out.token = order[i];
         break;
       }
     }
   }
-  if (params_.logprobs == 0) return out;  // a full log-softmax only when asked for
+  if (spec.logprobs == 0) return out;  // a full log-softmax only when asked for
   const float lse = log_sum_exp(logits);
   out.logprob = logits[out.token] - lse;
-  const int32_t n = std::min(params_.logprobs, vocab);
+  const int32_t n = std::min(spec.logprobs, vocab);
   std::vector<int32_t> ids(vocab);
   std::iota(ids.begin(), ids.end(), 0);
   std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), higher);
-  for (int32_t i = 0; i < n; ++i) out.top.push_back({ids[i], logits[ids[i]] - lse});
+  for (int32_t i = 0; i < n; ++i) out.top.emplace_back(ids[i], logits[ids[i]] - lse);
+  return out;
+}
+
+Sampler::Sampler(const SamplingParams& params)
+    : params_(params), rng_(params.seed ? *params.seed : fresh_seed()) {}
+
+SampleSpec Sampler::next_spec() {
+  SampleSpec s;
+  s.temperature = params_.temperature;
+  s.top_p = params_.top_p;
+  s.top_k = params_.top_k;
+  s.logprobs = params_.logprobs;
+  // Greedy draws nothing, so a greedy request's RNG never moves (as before this split).
+  if (s.temperature > 0.f) s.uniform = std::generate_canonical<double, 53>(rng_);
+  return s;
+}
+
+Sampler::Sample Sampler::sample(std::span<const float> logits) {
+  SampledToken t = sample_logits(logits, next_spec(), order_, probs_);
+  Sample out{t.token, t.logprob, {}};
+  for (const auto& [id, lp] : t.top) out.top.push_back({id, lp});
   return out;
 }
 

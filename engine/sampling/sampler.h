@@ -6,9 +6,16 @@
 #include <span>
 #include <vector>
 
+#include "engine/backend/backend.h"
 #include "engine/request.h"
 
 namespace quilt::engine {
+
+// The sampling rule itself, shared by the cpu backend and (in kernels/sampling) the cuda one:
+// greedy when spec.temperature ≤ 0, else the temperature/top-k/top-p warpers and the draw
+// u = spec.uniform · total. `order` and `probs` are scratch.
+SampledToken sample_logits(std::span<const float> logits, const SampleSpec& spec,
+                           std::vector<int32_t>& order, std::vector<float>& probs);
 
 // Each sequence owns one, so its draws never depend on what else shares the batch.
 class Sampler {
@@ -21,6 +28,9 @@ class Sampler {
     std::vector<TopLogprob> top;
   };
   Sample sample(std::span<const float> logits);
+  // This step's spec for a backend's sample(): the parameters and, when sampling (temperature >
+  // 0), the next canonical draw of this sequence's RNG, the one draw sample() would make.
+  SampleSpec next_spec();
 
  private:
   SamplingParams params_;

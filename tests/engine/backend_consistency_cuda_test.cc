@@ -2,6 +2,7 @@
 // random inputs, the CUDA backend against the CPU reference, with a tolerance per op. Inputs are
 // bf16-exact, so both backends start from the same numbers and only the CUDA side's bf16
 // storage and float32 (not double) arithmetic separate them. Runs on a GPU and in the simulator.
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -379,6 +380,53 @@ TEST_P(BackendConsistencyTest, LoraGateUpShrinkAndExpand) {
   check_lora(64, {4, 5}, {176, 176}, 4, 16);
 }
 TEST_P(BackendConsistencyTest, LoraDownShrinkAndExpand) { check_lora(176, {6}, {64}, 64, 16); }
+
+// Device sampling against the CPU sampler on the same float32 logits: every rule, ids equal (greedy
+// exactly by construction; sampled ids unless exp's last bit differs, which these rows do not
+// hit), log-probabilities within float rounding.
+TEST_P(BackendConsistencyTest, SampleMatchesTheCpuSampler) {
+  constexpr int64_t kVocab = 1000;  // not a power of two: the sort pads
+  std::vector<SampleSpec> specs;
+  std::mt19937_64 draws(7);
+  for (float t : {0.f, 0.7f, 1.0f, 1.5f}) {
+    for (int32_t k : {0, 1, 5, 50}) {
+      for (float top_p : {1.f, 0.9f, 0.3f}) {
+        SampleSpec s;
+        s.temperature = t;
+        s.top_k = k;
+        s.top_p = top_p;
+        s.logprobs = static_cast<int32_t>(specs.size() % 4 == 0 ? 5 : 0);
+        s.uniform = t > 0.f ? std::generate_canonical<double, 53>(draws) : 0.0;
+        specs.push_back(s);
+      }
+    }
+  }
+  const int64_t rows = static_cast<int64_t>(specs.size());
+  std::vector<float> values = random_values(static_cast<size_t>(rows * kVocab), rng_, 3.0f);
+  values[5 * kVocab + 17] = values[5 * kVocab + 3] = 40.f;  // a tie: the lower id wins
+  Pair logits{cpu_.load_weight(float_view(values, rows, kVocab), rows, kVocab).value(),
+              cuda_->allocate(rows, kVocab, DType::kF32).value()};
+  ASSERT_EQ(cudaMemcpy(logits.cuda.data, values.data(), values.size() * sizeof(float),
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+  std::vector<SampledToken> cpu_out(specs.size()), cuda_out(specs.size());
+  ASSERT_OK(cpu_.sample(logits.cpu, specs, cpu_out));
+  ASSERT_OK(cuda_->sample(logits.cuda, specs, cuda_out));
+  for (size_t r = 0; r < specs.size(); ++r) {
+    const std::string label = "row " + std::to_string(r) + " T=" +
+                              std::to_string(specs[r].temperature) + " k=" +
+                              std::to_string(specs[r].top_k) + " p=" + std::to_string(specs[r].top_p);
+    EXPECT_EQ(cuda_out[r].token, cpu_out[r].token) << label;
+    if (specs[r].logprobs == 0) continue;
+    EXPECT_NEAR(cuda_out[r].logprob, cpu_out[r].logprob, 1e-5) << label;
+    ASSERT_EQ(cuda_out[r].top.size(), cpu_out[r].top.size()) << label;
+    for (size_t c = 0; c < cpu_out[r].top.size(); ++c) {
+      EXPECT_EQ(cuda_out[r].top[c].first, cpu_out[r].top[c].first) << label;
+      EXPECT_NEAR(cuda_out[r].top[c].second, cpu_out[r].top[c].second, 1e-5) << label;
+    }
+  }
+  EXPECT_EQ(cuda_out[5].token, 3);  // greedy row with the tie
+}
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, BackendConsistencyTest,
                          ::testing::Values(DType::kF16, DType::kBF16),

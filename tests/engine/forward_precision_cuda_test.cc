@@ -94,6 +94,10 @@ class TapBackend final : public Backend {
   Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override {
     return record("gather_rows", inner_.gather_rows(x, rows, out), out);
   }
+  Status sample(const Tensor& logits, std::span<const SampleSpec> rows,
+                std::span<SampledToken> out) override {
+    return inner_.sample(logits, rows, out);
+  }
   Status lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
                      std::span<Tensor> v) override {
     const Status s = inner_.lora_shrink(x, layer, projs, v);
@@ -363,6 +367,10 @@ class RoundingBackend final : public Backend {
   Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override {
     matmuls_ = 0;
     return inner_.gather_rows(x, rows, out);
+  }
+  Status sample(const Tensor& logits, std::span<const SampleSpec> rows,
+                std::span<SampledToken> out) override {
+    return inner_.sample(logits, rows, out);
   }
   Status lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
                      std::span<Tensor> v) override {

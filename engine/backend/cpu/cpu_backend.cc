@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "engine/model/rope.h"
+#include "engine/sampling/sampler.h"
 
 namespace quilt::engine {
 namespace {
@@ -267,6 +268,21 @@ Status CpuBackend::gather_rows(const Tensor& x, std::span<const int32_t> rows, T
   for (size_t i = 0; i < rows.size(); ++i) {
     std::memcpy(out.as<float>() + i * out.cols, x.as<float>() + rows[i] * x.cols,
                 x.cols * sizeof(float));
+  }
+  return Status::OK();
+}
+
+Status CpuBackend::sample(const Tensor& logits, std::span<const SampleSpec> rows,
+                          std::span<SampledToken> out) {
+  QUILT_RETURN_IF_ERROR(check_f32(logits, "sample logits"));
+  if (logits.rows < static_cast<int64_t>(rows.size()) || out.size() != rows.size() ||
+      !logits.contiguous()) {
+    return Status::Internal("cpu backend: sample shapes do not agree");
+  }
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const std::span<const float> row(logits.as<float>() + r * logits.cols,
+                                     static_cast<size_t>(logits.cols));
+    out[r] = sample_logits(row, rows[r], sample_order_, sample_probs_);
   }
   return Status::OK();
 }

@@ -33,6 +33,8 @@ class CpuBackend final : public Backend {
   Status attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) override;
   Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
   Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
+  Status sample(const Tensor& logits, std::span<const SampleSpec> rows,
+                std::span<SampledToken> out) override;
   Status lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
                      std::span<Tensor> v) override;
   Status lora_expand(std::span<const Tensor> v, int32_t layer,
@@ -46,6 +48,8 @@ class CpuBackend final : public Backend {
   float* v_cache(int32_t layer) { return kv_.data() + layer * layer_stride_ + layer_stride_ / 2; }
 
   const StepLayout* step_ = nullptr;  // valid between begin_step calls
+  std::vector<int32_t> sample_order_;  // sample() scratch
+  std::vector<float> sample_probs_;
 
   KvCacheShape kv_shape_;
   std::vector<float> kv_;     // per layer: K [blocks, block_size, kv_dim] then V, same shape

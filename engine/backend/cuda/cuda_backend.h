@@ -51,6 +51,8 @@ class CudaBackend final : public Backend {
   Status attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) override;
   Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
   Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
+  Status sample(const Tensor& logits, std::span<const SampleSpec> rows,
+                std::span<SampledToken> out) override;
   Status lora_shrink(const Tensor& x, int32_t layer, std::span<const int32_t> projs,
                      std::span<Tensor> v) override;
   Status lora_expand(std::span<const Tensor> v, int32_t layer,
@@ -99,6 +101,9 @@ class CudaBackend final : public Backend {
   std::shared_ptr<DeviceMemory> meta_buffer_;
   const int32_t* meta_dev_ = nullptr;
   std::shared_ptr<DeviceMemory> rows_scratch_;  // gather_rows of rows other than the step's
+
+  // sample(): the rows' specs, sort keys and probabilities (scratch), and what comes back.
+  std::shared_ptr<DeviceMemory> sample_specs_, sample_keys_, sample_probs_, sample_out_;
 
   // RoPE's inverse frequencies, uploaded when the table changes (once per model in practice).
   std::vector<float> inv_freq_host_;
