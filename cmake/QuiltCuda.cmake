@@ -22,6 +22,6 @@ function(quilt_cuda_target target)
   target_compile_options(${target} PRIVATE
     -include ${CMAKE_SOURCE_DIR}/kernels/sim/cuda_sim.h
     -fsanitize=thread --param=tsan-instrument-func-entry-exit=0
-    --param=tsan-distinguish-volatile=0 -fno-strict-aliasing -Wno-unused-parameter)
+    --param=tsan-distinguish-volatile=0 -fno-strict-aliasing -Wno-unused-parameter -Wno-unknown-pragmas)
   target_link_libraries(${target} PUBLIC quilt_cuda_runtime)
 endfunction()
