@@ -48,6 +48,7 @@ struct EngineStats {
   uint64_t adapter_loads = 0;      // adapters copied into the page pool
   uint64_t adapter_evictions = 0;  // idle adapters dropped to make room
   double step_seconds_total = 0;   // wall time spent in model steps
+  size_t deadlines_tracked = 0;    // live requests with a deadline (finished ones hold none)
 };
 
 class Engine {

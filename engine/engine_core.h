@@ -1,7 +1,11 @@
 // Engine::Core: the state only the engine thread touches. Private to engine/.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "engine/engine.h"
@@ -21,6 +25,16 @@ struct Engine::Core {
   std::vector<SampleSpec> specs;      // this step's, one per sampling row
   std::vector<SampledToken> sampled;  // what Backend::sample gave for them
   std::vector<float> logits;          // one captured logit row (Request::capture_logits)
+  // Deadlines of live requests, earliest first. An entry leaves with its request (retire()), not
+  // when its deadline passes: a finished request keeps nothing here.
+  std::set<std::pair<std::chrono::steady_clock::time_point, uint64_t>> deadlines;
+
+  // Takes request `id` out of the scheduler and forgets its deadline; null if it is not live.
+  std::unique_ptr<Sequence> retire(uint64_t id) {
+    std::unique_ptr<Sequence> seq = scheduler->remove(id);
+    if (seq && seq->request.deadline) deadlines.erase({*seq->request.deadline, id});
+    return seq;
+  }
 };
 
 }  // namespace quilt::engine

@@ -55,7 +55,7 @@ void Engine::run_step(StepPlan& plan) {
   if (!st.ok()) {
     // A failed step fails the requests in it, never the engine.
     for (const StepPlan::Item& item : plan.items) {
-      if (auto seq = scheduler.remove(item.seq->request.id)) send_final(*seq, FinishReason::kError, st);
+      if (auto seq = core.retire(item.seq->request.id)) send_final(*seq, FinishReason::kError, st);
     }
     return;
   }
@@ -101,7 +101,7 @@ void Engine::run_step(StepPlan& plan) {
       finished.push_back(seq.request.id);
     }
   }
-  for (uint64_t id : finished) scheduler.remove(id);
+  for (uint64_t id : finished) core.retire(id);
 
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
   std::lock_guard lock(mu_);
@@ -122,14 +122,14 @@ void Engine::publish_stats() {
   stats_.adapters_resident = core.adapters->num_resident();
   stats_.adapter_loads = core.adapters->num_loads();
   stats_.adapter_evictions = core.adapters->num_evictions();
+  stats_.deadlines_tracked = core.deadlines.size();
   resident_ = core.adapters->resident_names();
 }
 
 void Engine::run() {
   Core& core = *core_;
   Scheduler& scheduler = *core.scheduler;
-  // Deadlines of live requests, earliest first (entries of finished requests are skipped).
-  std::set<std::pair<std::chrono::steady_clock::time_point, uint64_t>> deadlines;
+  auto& deadlines = core.deadlines;
 
   for (;;) {
     std::vector<Request> inbox;
@@ -156,16 +156,18 @@ void Engine::run() {
       scheduler.add(std::make_unique<Sequence>(std::move(r), tokenizer_.get()));
     }
     for (uint64_t id : cancels) {
-      if (std::unique_ptr<Sequence> seq = scheduler.remove(id)) send_final(*seq, FinishReason::kAborted);
+      if (std::unique_ptr<Sequence> seq = core.retire(id)) send_final(*seq, FinishReason::kAborted);
     }
 
     const auto now = std::chrono::steady_clock::now();
     while (!deadlines.empty() && deadlines.begin()->first <= now) {
       const uint64_t id = deadlines.begin()->second;
-      deadlines.erase(deadlines.begin());
-      if (std::unique_ptr<Sequence> seq = scheduler.remove(id)) {
-        send_final(*seq, FinishReason::kError, Status::Unavailable("the request's deadline passed"));
+      std::unique_ptr<Sequence> seq = core.retire(id);
+      if (!seq) {
+        deadlines.erase(deadlines.begin());  // not live (a duplicate id): nothing to end
+        continue;
       }
+      send_final(*seq, FinishReason::kError, Status::Unavailable("the request's deadline passed"));
     }
 
     StepPlan plan = scheduler.schedule();
@@ -181,7 +183,7 @@ void Engine::run() {
   // Stopping: everything still queued or running ends aborted, the not yet taken included.
   std::vector<uint64_t> ids = scheduler.live_ids();
   for (uint64_t id : ids) {
-    if (auto seq = scheduler.remove(id)) send_final(*seq, FinishReason::kAborted);
+    if (auto seq = core.retire(id)) send_final(*seq, FinishReason::kAborted);
   }
   std::vector<Request> untaken;
   {
