@@ -3,8 +3,10 @@
 #include <cuda_runtime.h>
 
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "kernels/sim/device_memory.h"
 #include "kernels/sim/sim_runtime.h"
@@ -33,6 +35,9 @@ bool is_sim_memory(const void* p) {
   return quilt::sim::in_device_range(reinterpret_cast<uintptr_t>(p));
 }
 
+// A copy on stream s. Pageable host memory makes it synchronous as CUDA does: from pageable
+// memory the source is taken at the call (the caller may reuse it at once), into pageable memory
+// the call returns once the stream has reached and done the copy.
 cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cudaStream_t s, const char* name) {
   if (n == 0) return cudaSuccess;
   if (dst == nullptr || src == nullptr) return fail(cudaErrorInvalidValue);
@@ -40,10 +45,29 @@ cudaError_t copy(void* dst, const void* src, size_t n, cudaMemcpyKind kind, cuda
                        (kind == cudaMemcpyDefault && is_sim_memory(dst));
   const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice ||
                        (kind == cudaMemcpyDefault && is_sim_memory(src));
-  const std::string what = std::string(name) + (dst_dev ? " destination" : "");
+  const std::string dst_what = std::string(name) + " destination";
+  const std::string src_what = std::string(name) + " source";
+  if (!dst_dev && !is_sim_memory(dst)) {  // into pageable memory: wait for the stream, copy now
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    cudaStreamIsCapturing(s, &capturing);
+    if (capturing != cudaStreamCaptureStatusNone) return fail(cudaErrorStreamCaptureUnsupported);
+    std::lock_guard<std::recursive_mutex> lock(quilt::sim::device_mutex());
+    quilt::sim::synchronize_stream(s);
+    if (const cudaError_t e = quilt::sim::sticky_error(); e != cudaSuccess) return fail(e);
+    if (src_dev && !span_ok(src, n, src_what.c_str())) return fail(quilt::sim::sticky_error());
+    std::memmove(dst, src, n);
+    return cudaSuccess;
+  }
+  if (!src_dev && !is_sim_memory(src)) {  // from pageable memory: take the bytes now
+    auto bytes = std::make_shared<std::vector<char>>(static_cast<const char*>(src),
+                                                     static_cast<const char*>(src) + n);
+    return fail(quilt::sim::enqueue(s, name, [=] {
+      if (span_ok(dst, n, dst_what.c_str())) std::memcpy(dst, bytes->data(), n);
+    }));
+  }
   return fail(quilt::sim::enqueue(s, name, [=] {
-    if (dst_dev && !span_ok(dst, n, (std::string(name) + " destination").c_str())) return;
-    if (src_dev && !span_ok(src, n, (std::string(name) + " source").c_str())) return;
+    if (dst_dev && !span_ok(dst, n, dst_what.c_str())) return;
+    if (src_dev && !span_ok(src, n, src_what.c_str())) return;
     std::memmove(dst, src, n);
   }));
 }
@@ -90,9 +114,18 @@ cudaError_t cudaMallocAsync(void** p, size_t bytes, cudaStream_t) { return cudaM
 cudaError_t cudaFree(void* p) {
   if (p == nullptr) return cudaSuccess;
   std::lock_guard<std::recursive_mutex> lock(quilt::sim::device_mutex());
+  quilt::sim::synchronize_device();  // cudaFree waits for the device, as CUDA's does
   return quilt::sim::release(p, MemoryKind::kDevice) ? cudaSuccess : fail(cudaErrorInvalidValue);
 }
-cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }
+cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
+  if (p == nullptr) return cudaSuccess;
+  return fail(quilt::sim::enqueue(s, "cudaFreeAsync", [p] {
+    if (!quilt::sim::release(p, MemoryKind::kDevice)) {
+      quilt::sim::report("cudaFreeAsync: " + quilt::sim::describe_address(reinterpret_cast<uintptr_t>(p)) +
+                         " is not a live device allocation");
+    }
+  }));
+}
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
   if (p == nullptr) return fail(cudaErrorInvalidValue);
   *p = quilt::sim::allocate(bytes, MemoryKind::kPinnedHost);
@@ -101,6 +134,8 @@ cudaError_t cudaMallocHost(void** p, size_t bytes) {
 cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned int) { return cudaMallocHost(p, bytes); }
 cudaError_t cudaFreeHost(void* p) {
   if (p == nullptr) return cudaSuccess;
+  std::lock_guard<std::recursive_mutex> lock(quilt::sim::device_mutex());
+  quilt::sim::synchronize_device();
   return quilt::sim::release(p, MemoryKind::kPinnedHost) ? cudaSuccess : fail(cudaErrorInvalidValue);
 }
 cudaError_t cudaHostRegister(void*, size_t, unsigned int) { return cudaSuccess; }

@@ -15,6 +15,11 @@ namespace quilt::sim {
 // GPU is one in-order engine, which keeps the memory checks free of host-side races.
 std::recursive_mutex& device_mutex();
 
+// Runs all queued work (cudaDeviceSynchronize), or what `stream` has queued (the legacy default
+// stream: what every blocking stream has queued), before returning.
+void synchronize_device();
+void synchronize_stream(cudaStream_t stream);
+
 // The sticky error left by a fault report (cudaSuccess when none is pending).
 cudaError_t sticky_error();
 size_t pending_report_count();

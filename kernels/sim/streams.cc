@@ -1,9 +1,15 @@
-// Streams, events, graphs and kernel launches. The simulated device runs each piece of work when
-// it is issued, in issue order (a legal schedule of CUDA's in-order streams), unless its stream is
-// capturing: then the work is recorded into the graph and runs at each cudaGraphLaunch.
+// Streams, events, graphs and kernel launches, asynchronous as on a GPU.
+//
+// Work issued to a created stream is queued and runs only when the host waits for it (a stream,
+// event or device synchronisation, a copy into pageable memory, cudaFree) or when another stream
+// waits on one of its events; so a missing cudaStreamWaitEvent or a host read of pinned memory
+// before the copy's synchronisation shows here as stale data, as it could on a GPU. The legacy
+// default stream runs its work at once, after all work queued on blocking streams (CUDA's implicit
+// synchronisation); streams made with cudaStreamNonBlocking are not waited for. While a stream
+// captures, its work is recorded into the graph instead, and runs at each cudaGraphLaunch.
 #include <chrono>
+#include <deque>
 #include <functional>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -24,10 +30,16 @@ struct CUgraphExec_st {
   std::vector<CUgraph_st::Node> nodes;
 };
 struct CUstream_st {
+  std::deque<std::function<void()>> queue;
+  uint64_t issued = 0;    // work items queued so far
+  uint64_t finished = 0;  // work items run so far
   CUgraph_st* capturing = nullptr;
   bool alive = true;
+  bool blocking = true;   // waits for, and is waited for by, the legacy default stream
 };
 struct CUevent_st {
+  CUstream_st* stream = nullptr;  // where the last record was issued
+  uint64_t seq = 0;               // ... as that stream's seq-th work item
   std::chrono::steady_clock::time_point at{};
   bool recorded = false;
   bool timing = true;
@@ -37,10 +49,38 @@ namespace quilt::sim {
 namespace {
 
 constexpr size_t kMaxSharedBytes = 227 * 1024;
-CUstream_st* const kLegacyStream = nullptr;
-CUgraph_st* legacy_capture = nullptr;  // capture on the default stream
 
-CUgraph_st*& capture_of(cudaStream_t s) { return s == kLegacyStream ? legacy_capture : s->capturing; }
+CUstream_st& legacy() {
+  static CUstream_st s;
+  return s;
+}
+std::vector<CUstream_st*>& streams() {
+  static std::vector<CUstream_st*> v;
+  return v;
+}
+
+// cudaStreamLegacy (0x1) and cudaStreamPerThread (0x2) are the default stream here.
+CUstream_st* resolve(cudaStream_t s) {
+  const auto v = reinterpret_cast<uintptr_t>(s);
+  return v <= 2 ? &legacy() : s;
+}
+
+// Runs s's queued work up to and including its seq-th item.
+void run_until(CUstream_st* s, uint64_t seq) {
+  while (s->finished < seq && !s->queue.empty()) {
+    std::function<void()> op = std::move(s->queue.front());
+    s->queue.pop_front();
+    op();
+    ++s->finished;
+  }
+}
+void run_all(CUstream_st* s) { run_until(s, s->issued); }
+
+void run_blocking_streams() {
+  for (CUstream_st* s : streams()) {
+    if (s->blocking) run_all(s);
+  }
+}
 
 }  // namespace
 
@@ -49,15 +89,37 @@ std::recursive_mutex& device_mutex() {
   return m;
 }
 
+void synchronize_device() {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  for (CUstream_st* s : streams()) run_all(s);
+}
+
+void synchronize_stream(cudaStream_t stream) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  CUstream_st* s = resolve(stream);
+  if (s == &legacy()) {
+    run_blocking_streams();
+  } else {
+    run_all(s);
+  }
+}
+
 cudaError_t enqueue(cudaStream_t stream, std::string_view what, std::function<void()> op) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex());
-  if (stream != kLegacyStream && !stream->alive) return cudaErrorInvalidResourceHandle;
+  CUstream_st* s = resolve(stream);
+  if (!s->alive) return cudaErrorInvalidResourceHandle;
   if (const cudaError_t e = sticky_error(); e != cudaSuccess) return e;
-  if (CUgraph_st* g = capture_of(stream)) {
-    g->nodes.push_back({std::string(what), std::move(op)});
+  if (s->capturing != nullptr) {
+    s->capturing->nodes.push_back({std::string(what), std::move(op)});
     return cudaSuccess;
   }
-  op();
+  if (s == &legacy()) {
+    run_blocking_streams();
+    op();
+    return cudaSuccess;
+  }
+  s->queue.push_back(std::move(op));
+  ++s->issued;
   return cudaSuccess;
 }
 
@@ -82,13 +144,18 @@ using quilt::sim::sticky_error;
 
 extern "C" {
 
-cudaError_t cudaStreamCreate(cudaStream_t* s) {
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
   if (s == nullptr) return cudaErrorInvalidValue;
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
   *s = new CUstream_st();
+  (*s)->blocking = (flags & cudaStreamNonBlocking) == 0;
+  quilt::sim::streams().push_back(*s);
   return cudaSuccess;
 }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) { return cudaStreamCreate(s); }
-cudaError_t cudaStreamCreateWithPriority(cudaStream_t* s, unsigned int, int) { return cudaStreamCreate(s); }
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
+cudaError_t cudaStreamCreateWithPriority(cudaStream_t* s, unsigned int flags, int) {
+  return cudaStreamCreateWithFlags(s, flags);
+}
 cudaError_t cudaDeviceGetStreamPriorityRange(int* least, int* greatest) {
   if (least) *least = 0;
   if (greatest) *greatest = -5;
@@ -97,22 +164,32 @@ cudaError_t cudaDeviceGetStreamPriorityRange(int* least, int* greatest) {
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
   if (s == nullptr) return cudaErrorInvalidResourceHandle;
   std::lock_guard<std::recursive_mutex> lock(device_mutex());
-  s->alive = false;  // kept, so a later use is an error rather than a use after free
+  if (!s->alive) return cudaErrorInvalidResourceHandle;
+  quilt::sim::run_all(s);  // work already issued completes, as CUDA promises
+  s->alive = false;        // kept, so a later use is an error rather than a use after free
+  auto& v = quilt::sim::streams();
+  std::erase(v, s);
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex());
-  if (s != nullptr && !s->alive) return cudaErrorInvalidResourceHandle;
-  if (quilt::sim::capture_of(s) != nullptr) return cudaErrorStreamCaptureUnsupported;
+  CUstream_st* s = quilt::sim::resolve(stream);
+  if (!s->alive) return cudaErrorInvalidResourceHandle;
+  if (s->capturing != nullptr) return cudaErrorStreamCaptureUnsupported;
+  quilt::sim::synchronize_stream(stream);
   return sticky_error();
 }
 cudaError_t cudaStreamQuery(cudaStream_t s) { return cudaStreamSynchronize(s); }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
   if (e == nullptr) return cudaErrorInvalidResourceHandle;
-  return enqueue(s, "cudaStreamWaitEvent", [] {});
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  CUstream_st* recorder = e->stream;
+  const uint64_t seq = e->seq;
+  if (recorder == nullptr) return cudaSuccess;  // never recorded: nothing to wait for
+  return enqueue(s, "cudaStreamWaitEvent", [recorder, seq] { quilt::sim::run_until(recorder, seq); });
 }
 cudaError_t cudaDeviceSynchronize() {
-  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  quilt::sim::synchronize_device();
   return sticky_error();
 }
 
@@ -130,28 +207,38 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
   delete e;
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
   if (e == nullptr) return cudaErrorInvalidResourceHandle;
-  return enqueue(s, "cudaEventRecord", [e] {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  CUstream_st* s = quilt::sim::resolve(stream);
+  const cudaError_t err = enqueue(stream, "cudaEventRecord", [e] {
     e->at = std::chrono::steady_clock::now();
     e->recorded = true;
   });
+  if (err == cudaSuccess && s->capturing == nullptr && s != &quilt::sim::legacy()) {
+    e->stream = s;
+    e->seq = s->issued;
+    e->recorded = false;
+  } else if (err == cudaSuccess && s->capturing == nullptr) {
+    e->stream = nullptr;  // ran at once on the legacy stream
+  }
+  return err;
 }
 cudaError_t cudaEventRecordWithFlags(cudaEvent_t e, cudaStream_t s, unsigned int) {
   return cudaEventRecord(e, s);
 }
+// The simulated device makes progress when polled: querying an event runs the work before it.
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   if (e == nullptr) return cudaErrorInvalidResourceHandle;
+  std::lock_guard<std::recursive_mutex> lock(device_mutex());
+  if (e->stream != nullptr && e->stream->alive) quilt::sim::run_until(e->stream, e->seq);
   return sticky_error();
 }
-cudaError_t cudaEventQuery(cudaEvent_t e) {
-  if (e == nullptr) return cudaErrorInvalidResourceHandle;
-  return sticky_error();
-}
+cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (ms == nullptr || start == nullptr || end == nullptr) return cudaErrorInvalidValue;
   if (!start->timing || !end->timing) return cudaErrorInvalidResourceHandle;
-  if (!start->recorded || !end->recorded) return cudaErrorInvalidResourceHandle;
+  if (!start->recorded || !end->recorded) return cudaErrorNotReady;
   *ms = std::chrono::duration<float, std::milli>(end->at - start->at).count();
   return cudaSuccess;
 }
@@ -161,26 +248,28 @@ cudaError_t cudaLaunchHostFunc(cudaStream_t s, cudaHostFn_t fn, void* data) {
   return enqueue(s, "cudaLaunchHostFunc", [fn, data] { fn(data); });
 }
 
-cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode) {
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex());
-  CUgraph_st*& g = quilt::sim::capture_of(s);
-  if (g != nullptr) return cudaErrorIllegalState;
-  g = new CUgraph_st();
+  CUstream_st* s = quilt::sim::resolve(stream);
+  if (s->capturing != nullptr) return cudaErrorIllegalState;
+  if (s == &quilt::sim::legacy()) return cudaErrorStreamCaptureUnsupported;
+  s->capturing = new CUgraph_st();
   return cudaSuccess;
 }
-cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
   std::lock_guard<std::recursive_mutex> lock(device_mutex());
-  CUgraph_st*& g = quilt::sim::capture_of(s);
-  if (g == nullptr) return cudaErrorIllegalState;
+  CUstream_st* s = quilt::sim::resolve(stream);
+  if (s->capturing == nullptr) return cudaErrorIllegalState;
   if (graph == nullptr) return cudaErrorInvalidValue;
-  *graph = g;
-  g = nullptr;
+  *graph = s->capturing;
+  s->capturing = nullptr;
   return cudaSuccess;
 }
-cudaError_t cudaStreamIsCapturing(cudaStream_t s, enum cudaStreamCaptureStatus* status) {
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, enum cudaStreamCaptureStatus* status) {
   if (status == nullptr) return cudaErrorInvalidValue;
   std::lock_guard<std::recursive_mutex> lock(device_mutex());
-  *status = quilt::sim::capture_of(s) != nullptr ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+  *status = quilt::sim::resolve(stream)->capturing != nullptr ? cudaStreamCaptureStatusActive
+                                                               : cudaStreamCaptureStatusNone;
   return cudaSuccess;
 }
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {

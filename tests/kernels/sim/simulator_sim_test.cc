@@ -247,6 +247,60 @@ TEST(CudaSimulator, GraphsReplayCapturedWorkAndEventsTimeIt) {
   cudaFree(p);
 }
 
+// Work on a created stream runs when the host waits for it, so code that reads results without
+// waiting, or a stream that does not wait for another's event, sees stale data here too.
+TEST(CudaSimulator, StreamWorkRunsWhenTheHostWaits) {
+  cudaStream_t s;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  float* pinned = nullptr;
+  ASSERT_EQ(cudaMallocHost(reinterpret_cast<void**>(&pinned), 64 * sizeof(float)), cudaSuccess);
+  for (int i = 0; i < 64; ++i) pinned[i] = 1.f;
+  float* d = device_alloc<float>(64);
+  ASSERT_EQ(cudaMemcpyAsync(d, pinned, 256, cudaMemcpyHostToDevice, s), cudaSuccess);
+  ASSERT_EQ(scale(d, 5.f, 64, s), cudaSuccess);
+  ASSERT_EQ(cudaMemcpyAsync(pinned, d, 256, cudaMemcpyDeviceToHost, s), cudaSuccess);
+  EXPECT_EQ(pinned[0], 1.f);  // nothing has waited for the stream yet
+  cudaEvent_t done;
+  ASSERT_EQ(cudaEventCreate(&done), cudaSuccess);
+  ASSERT_EQ(cudaEventRecord(done, s), cudaSuccess);
+  ASSERT_EQ(cudaEventSynchronize(done), cudaSuccess);
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(pinned[i], 5.f);
+  cudaEventDestroy(done);
+  cudaStreamDestroy(s);
+  cudaFree(d);
+  cudaFreeHost(pinned);
+}
+
+TEST(CudaSimulator, AStreamSeesAnotherStreamsWorkOnlyThroughAnEvent) {
+  cudaStream_t producer, consumer;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&producer, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreateWithFlags(&consumer, cudaStreamNonBlocking), cudaSuccess);
+  std::vector<float> ones(64, 1.f);
+  float* d = device_alloc<float>(64);
+  float* seen = device_alloc<float>(64);
+  float* pinned = nullptr;
+  ASSERT_EQ(cudaMallocHost(reinterpret_cast<void**>(&pinned), 256), cudaSuccess);
+  for (bool wait : {false, true}) {
+    ASSERT_EQ(cudaMemcpy(d, ones.data(), 256, cudaMemcpyHostToDevice), cudaSuccess);
+    ASSERT_EQ(scale(d, 7.f, 64, producer), cudaSuccess);
+    cudaEvent_t produced;
+    ASSERT_EQ(cudaEventCreateWithFlags(&produced, cudaEventDisableTiming), cudaSuccess);
+    ASSERT_EQ(cudaEventRecord(produced, producer), cudaSuccess);
+    if (wait) ASSERT_EQ(cudaStreamWaitEvent(consumer, produced, 0), cudaSuccess);
+    ASSERT_EQ(cudaMemcpyAsync(seen, d, 256, cudaMemcpyDeviceToDevice, consumer), cudaSuccess);
+    ASSERT_EQ(cudaMemcpyAsync(pinned, seen, 256, cudaMemcpyDeviceToHost, consumer), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(consumer), cudaSuccess);
+    EXPECT_EQ(pinned[0], wait ? 7.f : 1.f) << (wait ? "with" : "without") << " cudaStreamWaitEvent";
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    cudaEventDestroy(produced);
+  }
+  cudaStreamDestroy(producer);
+  cudaStreamDestroy(consumer);
+  cudaFree(d);
+  cudaFree(seen);
+  cudaFreeHost(pinned);
+}
+
 TEST(CudaSimulator, RefusesBadLaunchConfigurations) {
   float* p = device_alloc<float>(1);
   EXPECT_EQ(read_dynamic_shared_past_end(p, 300 * 1024), cudaErrorInvalidValue);  // > 227 KiB
