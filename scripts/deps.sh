@@ -3,7 +3,7 @@
 set -euo pipefail
 
 QUILT_APT_PACKAGES=(build-essential cmake pkg-config git libopenblas-dev nlohmann-json3-dev
-                    libpcre2-dev libgtest-dev googletest libboost-dev librocksdb-dev libssl-dev
+                    libpcre2-dev libutf8proc-dev libgtest-dev googletest libboost-dev librocksdb-dev libssl-dev
                     curl)
 
 quilt_install_deps() {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "engine/tokenizer/normalizer.h"
 #include "engine/tokenizer/utf8.h"
 
 namespace quilt::engine {
@@ -21,20 +22,24 @@ size_t char_start_before(std::string_view text, size_t pos) {
 
 }  // namespace
 
-AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens) : tokens_(std::move(tokens)) {
+AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens, const Normalizer* normalizer)
+    : tokens_(std::move(tokens)) {
   bool any_single_word = false;
+  patterns_.reserve(tokens_.size());
   for (size_t i = 0; i < tokens_.size(); ++i) {
     const AddedToken& t = tokens_[i];
-    if (t.content.empty()) continue;
+    patterns_.push_back(t.content);
+    if (t.normalized && normalizer != nullptr) normalizer->normalize(patterns_.back());
+    if (patterns_.back().empty()) continue;
     Pass& pass = t.normalized ? normalized_pass_ : raw_pass_;
-    pass.by_first_byte[static_cast<unsigned char>(t.content[0])].push_back(i);
+    pass.by_first_byte[static_cast<unsigned char>(patterns_.back()[0])].push_back(i);
     pass.empty = false;
     any_single_word = any_single_word || t.single_word;
   }
   for (Pass* pass : {&raw_pass_, &normalized_pass_}) {
     for (auto& list : pass->by_first_byte) {
       std::stable_sort(list.begin(), list.end(), [&](size_t a, size_t b) {
-        return tokens_[a].content.size() > tokens_[b].content.size();
+        return patterns_[a].size() > patterns_[b].size();
       });
     }
   }
@@ -58,10 +63,11 @@ void AddedTokenMatcher::split_pass(const Pass& pass, std::string_view text,
   while (pos < text.size()) {
     const auto& candidates = pass.by_first_byte[static_cast<unsigned char>(text[pos])];
     const AddedToken* found = nullptr;
+    size_t found_size = 0;
     for (size_t index : candidates) {
-      const AddedToken& t = tokens_[index];
-      if (text.compare(pos, t.content.size(), t.content) == 0) {
-        found = &t;
+      if (text.compare(pos, patterns_[index].size(), patterns_[index]) == 0) {
+        found = &tokens_[index];
+        found_size = patterns_[index].size();
         break;
       }
     }
@@ -70,7 +76,7 @@ void AddedTokenMatcher::split_pass(const Pass& pass, std::string_view text,
       continue;
     }
     size_t begin = pos;
-    size_t end = pos + found->content.size();
+    size_t end = pos + found_size;
     if (found->single_word && !word_boundary_ok(text, begin, end)) {
       pos = end;  // like Aho-Corasick's iterator, the search resumes after the rejected match
       continue;
@@ -97,23 +103,23 @@ void AddedTokenMatcher::split_pass(const Pass& pass, std::string_view text,
   if (segment_start < text.size()) out->push_back({text.substr(segment_start)});
 }
 
-std::vector<TextSegment> AddedTokenMatcher::split(std::string_view text) const {
-  std::vector<TextSegment> first;
-  if (raw_pass_.empty) {
-    if (!text.empty()) first.push_back({text});
-  } else {
-    split_pass(raw_pass_, text, &first);
-  }
-  if (normalized_pass_.empty) return first;
+std::vector<TextSegment> AddedTokenMatcher::split_raw(std::string_view text) const {
   std::vector<TextSegment> out;
-  for (const TextSegment& s : first) {
-    if (s.id >= 0) {
-      out.push_back(s);
-    } else {
-      split_pass(normalized_pass_, s.text, &out);
-    }
+  if (raw_pass_.empty) {
+    if (!text.empty()) out.push_back({text});
+  } else {
+    split_pass(raw_pass_, text, &out);
   }
   return out;
+}
+
+void AddedTokenMatcher::split_normalized(std::string_view text,
+                                         std::vector<TextSegment>* out) const {
+  if (normalized_pass_.empty) {
+    if (!text.empty()) out->push_back({text});
+  } else {
+    split_pass(normalized_pass_, text, out);
+  }
 }
 
 }  // namespace quilt::engine

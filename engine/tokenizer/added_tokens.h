@@ -12,6 +12,8 @@
 
 namespace quilt::engine {
 
+class Normalizer;
+
 struct AddedToken {
   int32_t id = -1;
   std::string content;
@@ -19,7 +21,7 @@ struct AddedToken {
   bool lstrip = false;       // swallow whitespace on its left
   bool rstrip = false;       // swallow whitespace on its right
   bool single_word = false;  // match only when not inside a word
-  bool normalized = false;   // matched after normalization (we only support identity normalizers)
+  bool normalized = false;   // matched in the normalized text, in its normalized form
 };
 
 // A piece of the input: an added token's id, or text to pre-tokenize (id == -1).
@@ -31,12 +33,16 @@ struct TextSegment {
 class AddedTokenMatcher {
  public:
   AddedTokenMatcher() = default;
-  explicit AddedTokenMatcher(std::vector<AddedToken> tokens);
+  // `normalizer` (may be null) gives the form in which normalized tokens are looked for; it is
+  // only used here.
+  AddedTokenMatcher(std::vector<AddedToken> tokens, const Normalizer* normalizer);
 
-  // Cuts `text` around the added tokens. Like Hugging Face, non-normalized tokens are extracted
-  // first, then normalized ones from what is left; each pass takes the leftmost, then longest
-  // match. Empty text segments are dropped. Thread-safe.
-  std::vector<TextSegment> split(std::string_view text) const;
+  // Like Hugging Face, non-normalized tokens are cut out of the raw text first (split_raw), then
+  // normalized ones out of each remaining piece once normalized (split_normalized); each pass
+  // takes the leftmost, then longest match. Empty text segments are dropped; segments view
+  // `text`. Thread-safe.
+  std::vector<TextSegment> split_raw(std::string_view text) const;
+  void split_normalized(std::string_view text, std::vector<TextSegment>* out) const;
 
   const std::vector<AddedToken>& tokens() const { return tokens_; }
 
@@ -51,6 +57,7 @@ class AddedTokenMatcher {
 
   // Constant after construction.
   std::vector<AddedToken> tokens_;
+  std::vector<std::string> patterns_;  // by token: content, normalized when the token is
   Pass raw_pass_, normalized_pass_;
   std::optional<Regex> starts_with_word_, ends_with_word_;  // only when a token is single_word
 };

@@ -2,6 +2,7 @@
 // among equal ranks), driven by a heap so long words stay O(n log n).
 #include "engine/tokenizer/bpe.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <queue>
 
@@ -20,21 +21,17 @@ bool nonempty_string(const nlohmann::json& j, const char* key) {
 Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const nlohmann::json& model,
                                                       const std::string& where) {
   if (!model.is_object()) return Status::InvalidArgument(where + ": expected an object");
-  const std::string type = model.value("type", std::string("BPE"));
-  if (type != "BPE") {
-    return Status::Unimplemented(where + ".type: unsupported model \"" + type +
-                                 "\" (only byte-level BPE is supported)");
-  }
-  if (nonempty_string(model, "continuing_subword_prefix") ||
-      nonempty_string(model, "end_of_word_suffix")) {
-    return Status::Unimplemented(
-        where + ": continuing_subword_prefix / end_of_word_suffix are not supported");
-  }
   auto vocab = model.find("vocab");
   if (vocab == model.end() || !vocab->is_object()) {
     return Status::InvalidArgument(where + ".vocab: expected an object of token -> id");
   }
   auto bpe = std::unique_ptr<BpeModel>(new BpeModel());
+  if (nonempty_string(model, "continuing_subword_prefix")) {
+    bpe->prefix_ = model["continuing_subword_prefix"].get<std::string>();
+  }
+  if (nonempty_string(model, "end_of_word_suffix")) {
+    bpe->suffix_ = model["end_of_word_suffix"].get<std::string>();
+  }
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
         it.value().get<int64_t>() > (1 << 30)) {
@@ -69,8 +66,10 @@ Result<std::unique_ptr<BpeModel>> BpeModel::from_json(const nlohmann::json& mode
       return Status::InvalidArgument(where + ".merges[" + std::to_string(rank) +
                                      "]: expected \"a b\" or [\"a\", \"b\"]");
     }
+    // The right part loses its continuing_subword_prefix in the merged token, as in tokenizers.
     auto l = bpe->vocab_.find(left), r = bpe->vocab_.find(right),
-         merged = bpe->vocab_.find(left + right);
+         merged =
+             bpe->vocab_.find(left + right.substr(std::min(bpe->prefix_.size(), right.size())));
     if (l == bpe->vocab_.end() || r == bpe->vocab_.end() || merged == bpe->vocab_.end()) {
       return Status::InvalidArgument(where + ".merges[" + std::to_string(rank) + "]: \"" + left +
                                      " " + right + "\" uses tokens missing from the vocabulary");
@@ -119,12 +118,20 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>* ids,
                                std::vector<uint32_t>* lengths) const {
   bool last_was_unk = false;
   size_t pos = 0;
+  std::string affixed;
   while (pos < word.size()) {
     uint32_t cp = 0;
     size_t n = utf8_decode(word, pos, &cp);
     if (n == 0) n = 1;  // words come from valid UTF-8; this only guards against surprises
-    const std::string_view ch = word.substr(pos, n);
+    std::string_view ch = word.substr(pos, n);
+    const bool first = pos == 0;
     pos += n;
+    if ((!first && !prefix_.empty()) || (pos == word.size() && !suffix_.empty())) {
+      affixed.assign(first ? std::string_view() : std::string_view(prefix_));
+      affixed += ch;
+      if (pos == word.size()) affixed += suffix_;
+      ch = affixed;
+    }
     if (auto it = vocab_.find(ch); it != vocab_.end()) {
       ids->push_back(it->second);
       lengths->push_back(static_cast<uint32_t>(n));

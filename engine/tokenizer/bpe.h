@@ -13,29 +13,22 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/tokenizer/tokenizer_model.h"
 
 namespace quilt::engine {
 
-// Hash and equality that let unordered maps keyed by std::string be searched with a string_view.
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-using TokenMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
-
-class BpeModel {
+// byte_fallback, ignore_merges, continuing_subword_prefix, end_of_word_suffix, unk_token and
+// fuse_unk as Hugging Face applies them; dropout is ignored (it only applies in training).
+class BpeModel final : public TokenizerModel {
  public:
   // Parses the "model" object (type "BPE"); merges may be "a b" strings or ["a", "b"] pairs.
   static Result<std::unique_ptr<BpeModel>> from_json(const nlohmann::json& model,
                                                      const std::string& where);
 
-  // Appends the ids of one pre-tokenized word. Thread-safe.
-  void encode_word(std::string_view word, std::vector<int32_t>* out) const;
-
-  std::optional<int32_t> token_to_id(std::string_view token) const;
-  // The vocabulary entry of `id`, or nullptr when the model has none.
-  const std::string* id_to_token(int32_t id) const;
-  int32_t max_id() const { return static_cast<int32_t>(id_to_token_.size()) - 1; }
+  void encode_word(std::string_view word, std::vector<int32_t>* out) const override;
+  std::optional<int32_t> token_to_id(std::string_view token) const override;
+  const std::string* id_to_token(int32_t id) const override;
+  int32_t max_id() const override { return static_cast<int32_t>(id_to_token_.size()) - 1; }
 
  private:
   struct Merge {
@@ -57,6 +50,8 @@ class BpeModel {
   bool fuse_unk_ = false;
   bool byte_fallback_ = false;
   bool ignore_merges_ = false;
+  std::string prefix_;  // continuing_subword_prefix: on every symbol but a word's first
+  std::string suffix_;  // end_of_word_suffix: on a word's last symbol
   std::array<int32_t, 256> byte_fallback_ids_{};  // "<0xAB>" tokens, -1 where absent
 
   // Words seen before, sharded to keep lock contention low when many threads encode.

@@ -33,8 +33,8 @@ size_t next_char(std::string_view text, size_t pos) {
 }  // namespace
 
 Result<Regex> Regex::compile(std::string_view pattern, bool literal) {
-  uint32_t options = PCRE2_UTF | PCRE2_UCP;
-  if (literal) options |= PCRE2_LITERAL;
+  // PCRE2 refuses UCP together with LITERAL, and a literal pattern needs no character classes.
+  const uint32_t options = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
   int error = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -85,6 +85,24 @@ bool Regex::search(std::string_view text) const {
   MatchData md(code_->code);
   return pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0,
                      PCRE2_NO_UTF_CHECK, md.data, nullptr) >= 0;
+}
+
+Result<Regex> regex_from_pattern_json(const nlohmann::json& j, const std::string& where) {
+  auto pattern = j.find("pattern");
+  if (pattern != j.end() && pattern->is_object()) {
+    if (auto r = pattern->find("Regex"); r != pattern->end() && r->is_string()) {
+      auto compiled = Regex::compile(r->get<std::string>());
+      if (!compiled.ok()) return compiled.status().with_context(where + ".pattern.Regex");
+      return compiled;
+    }
+    if (auto s = pattern->find("String"); s != pattern->end() && s->is_string()) {
+      auto compiled = Regex::compile(s->get<std::string>(), /*literal=*/true);
+      if (!compiled.ok()) return compiled.status().with_context(where + ".pattern.String");
+      return compiled;
+    }
+  }
+  return Status::InvalidArgument(where +
+                                 ".pattern: expected {\"Regex\": ...} or {\"String\": ...}");
 }
 
 }  // namespace quilt::engine

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,5 +31,9 @@ class Regex {
 
   std::shared_ptr<const Code> code_;  // immutable after compile
 };
+
+// The "pattern" field of a Split, Replace normalizer or Replace decoder: {"Regex": ...} or
+// {"String": ...} (matched literally); `where` names the object for error messages.
+Result<Regex> regex_from_pattern_json(const nlohmann::json& j, const std::string& where);
 
 }  // namespace quilt::engine

@@ -2,8 +2,10 @@
 #include "engine/tokenizer/tokenizer.h"
 
 #include "engine/tokenizer/added_tokens.h"
-#include "engine/tokenizer/bpe.h"
+#include "engine/tokenizer/decoder.h"
+#include "engine/tokenizer/normalizer.h"
 #include "engine/tokenizer/pre_tokenizer.h"
+#include "engine/tokenizer/tokenizer_model.h"
 #include "engine/tokenizer/utf8.h"
 
 namespace quilt::engine {
@@ -20,29 +22,53 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + prefix_ids_.size() + suffix_ids_.size() + 1);
   if (add_special_tokens) ids.insert(ids.end(), prefix_ids_.begin(), prefix_ids_.end());
-  std::vector<std::string> words;
-  for (const TextSegment& segment : added_->split(text)) {
+  std::vector<TextSegment> normalized_segments;
+  std::vector<PreToken> words;
+  for (const TextSegment& segment : added_->split_raw(text)) {
     if (segment.id >= 0) {
       ids.push_back(segment.id);
       continue;
     }
-    words.clear();
-    words.emplace_back(segment.text);
-    if (pre_tokenizer_) pre_tokenizer_->split(words);
-    for (const std::string& word : words) model_->encode_word(word, &ids);
+    const bool at_start = segment.text.data() == text.data();
+    std::string normalized(segment.text);
+    if (normalizer_) normalizer_->normalize(normalized);
+    normalized_segments.clear();
+    added_->split_normalized(normalized, &normalized_segments);
+    for (const TextSegment& piece : normalized_segments) {
+      if (piece.id >= 0) {
+        ids.push_back(piece.id);
+        continue;
+      }
+      words.clear();
+      words.push_back(
+          {std::string(piece.text), at_start && piece.text.data() == normalized.data()});
+      if (pre_tokenizer_) pre_tokenizer_->split(words);
+      for (const PreToken& word : words) model_->encode_word(word.text, &ids);
+    }
   }
   if (add_special_tokens) ids.insert(ids.end(), suffix_ids_.begin(), suffix_ids_.end());
   return ids;
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
-  std::string bytes;
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
   for (int32_t id : ids) {
     if (id < 0 || id >= vocab_size_) continue;
     if (skip_special_tokens && special_[id]) continue;
-    bytes += token_bytes_[id];
+    tokens.push_back(token_text_[id]);
   }
-  return utf8_lossy(bytes);
+  std::string text;
+  if (decoder_) {
+    decoder_->decode_chain(tokens);
+    for (const std::string& t : tokens) text += t;
+  } else {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (i > 0) text += ' ';
+      text += tokens[i];
+    }
+  }
+  return utf8_is_valid(text) ? text : utf8_lossy(text);
 }
 
 std::string Tokenizer::token_bytes(int32_t id) const {
@@ -73,18 +99,49 @@ Result<std::string> Tokenizer::apply_chat_template(const nlohmann::json& message
   return chat_template_->render(messages, add_generation_prompt, context);
 }
 
+namespace {
+
+bool ends_with_replacement(const std::string& s) {
+  return s.size() >= 3 && s.compare(s.size() - 3, 3, "\xEF\xBF\xBD") == 0;
+}
+
+// What `text` adds after `prefix`; when a decoder rewrote the prefix (it should not), whatever
+// follows their common part.
+std::string text_after(const std::string& text, const std::string& prefix) {
+  if (text.compare(0, prefix.size(), prefix) == 0) return text.substr(prefix.size());
+  size_t common = 0;
+  while (common < prefix.size() && common < text.size() && text[common] == prefix[common]) {
+    ++common;
+  }
+  while (common > 0 && (static_cast<unsigned char>(text[common]) & 0xC0) == 0x80) --common;
+  return text.substr(common);
+}
+
+}  // namespace
+
 std::string IncrementalDecoder::push(int32_t id) {
   if (skip_special_tokens_ && tok_.is_special(id)) return {};
-  pending_ += tok_.token_bytes(id);
-  const size_t ready = utf8_complete_prefix(pending_);
-  std::string out = utf8_lossy(std::string_view(pending_).substr(0, ready));
-  pending_.erase(0, ready);
+  ids_.push_back(id);
+  std::string text = tok_.decode(ids_, skip_special_tokens_);
+  if (text.size() <= prefix_.size() || ends_with_replacement(text)) return {};
+  std::string out = text_after(text, prefix_);
+  // The next window starts at the ids behind the text just emitted, so decoders that look at
+  // neighbours (ByteFallback, Metaspace) see the same context in both decodes.
+  ids_.erase(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(prefix_index_));
+  prefix_ = tok_.decode(ids_, skip_special_tokens_);
+  prefix_index_ = ids_.size();
   return out;
 }
 
 std::string IncrementalDecoder::finish() {
-  std::string out = utf8_lossy(pending_);
-  pending_.clear();
+  std::string out;
+  if (prefix_index_ < ids_.size()) {
+    const std::string text = tok_.decode(ids_, skip_special_tokens_);
+    if (text.size() > prefix_.size()) out = text_after(text, prefix_);
+  }
+  ids_.clear();
+  prefix_.clear();
+  prefix_index_ = 0;
   return out;
 }
 

@@ -1,4 +1,4 @@
-// The Hugging Face tokenizer of a model directory (byte-level BPE) and its chat template.
+// The Hugging Face tokenizer of a model directory (tokenizer.json) and its chat template.
 #pragma once
 
 #include <cstdint>
@@ -17,17 +17,21 @@
 namespace quilt::engine {
 
 class AddedTokenMatcher;
-class BpeModel;
+class Decoder;
+class Normalizer;
 class PreTokenizer;
+class TokenizerModel;
 
 // Loaded once, then read-only: every const method is thread-safe and may be called from many
 // threads at once (the BPE word cache inside is locked).
 //
-// Supported tokenizer.json: model BPE (merges as "a b" or ["a", "b"], ignore_merges, byte_fallback,
-// unk_token); normalizer null or an empty Sequence; pre_tokenizer Sequence / Split / ByteLevel;
-// post_processor TemplateProcessing / ByteLevel / Roberta / Bert / Sequence (only the single-
-// sequence template matters); decoder ByteLevel. Anything else is refused at load with a Status
-// naming the file and field, rather than tokenizing differently from Hugging Face.
+// The tokenizer.json pipeline of Hugging Face tokenizers: added tokens, normalizer
+// (normalizer.h), pre-tokenizer (pre_tokenizer.h), model (tokenizer_model.h: BPE, WordPiece,
+// Unigram), post-processor (post_processor.h; only the single-sequence template matters) and
+// decoder (decoder.h). A component this code does not implement is refused at load with a
+// Status naming the file, the field and the value, rather than tokenizing differently from
+// Hugging Face. Like transformers, Llama- and Gemma-class tokenizers take BOS/EOS from
+// add_bos_token / add_eos_token in tokenizer_config.json.
 class Tokenizer {
  public:
   // Reads tokenizer.json and tokenizer_config.json (bos/eos tokens, chat_template) from
@@ -40,9 +44,11 @@ class Tokenizer {
   // Ill-formed UTF-8 in `text` is first replaced by U+FFFD. With add_special_tokens the post-
   // processor's tokens (BOS for Llama 3) are added around the text.
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const;
-  // Unknown ids are skipped; bytes that do not form UTF-8 become U+FFFD.
+  // Hugging Face's decode: the tokens of the ids through the decoder. Unknown ids are skipped;
+  // bytes that do not form UTF-8 become U+FFFD.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
-  // Raw bytes of one token (byte-level decoded; added tokens give their content).
+  // Raw bytes of one token seen mid-sequence (byte-level or <0xNN> bytes decoded, "▁" as a space;
+  // added tokens give their content).
   std::string token_bytes(int32_t id) const;
 
   // One past the largest id of the vocabulary and the added tokens.
@@ -67,10 +73,13 @@ class Tokenizer {
   Tokenizer();
 
   // Constant after load().
-  std::unique_ptr<BpeModel> model_;
+  std::unique_ptr<Normalizer> normalizer_;  // nullptr: text as it is
+  std::unique_ptr<TokenizerModel> model_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;  // nullptr: each text segment is one word
+  std::unique_ptr<Decoder> decoder_;             // nullptr: tokens joined by spaces
   std::unique_ptr<AddedTokenMatcher> added_;
   std::vector<int32_t> prefix_ids_, suffix_ids_;  // what add_special_tokens puts around the text
+  std::vector<std::string> token_text_;           // by id: an added token's content or the vocab's
   std::vector<std::string> token_bytes_;          // by id
   std::vector<uint8_t> special_;                  // by id
   int32_t vocab_size_ = 0;
@@ -79,10 +88,12 @@ class Tokenizer {
   std::optional<ChatTemplate> chat_template_;
 };
 
-// Turns a stream of token ids into text without ever emitting half a UTF-8 character: push()
-// returns only complete text and holds back an unfinished trailing character; finish() flushes
-// what is left (an unfinished character becomes U+FFFD, as in Hugging Face's decode). One per
-// stream; not thread-safe. The tokenizer must outlive it.
+// Turns a stream of token ids into text as Hugging Face's DecodeStream does: each push() decodes
+// a short window of recent ids with the full decoder and returns what it adds, so a character
+// split over byte tokens is held back until complete, and decoders that act at a sequence's start
+// (Metaspace, Strip) never leave a stray leading "▁" or space. The pieces concatenate to decode()
+// of all the ids. finish() flushes what is left (an unfinished character becomes U+FFFD, as in
+// decode()). One per stream; not thread-safe. The tokenizer must outlive it.
 class IncrementalDecoder {
  public:
   explicit IncrementalDecoder(const Tokenizer& tok, bool skip_special_tokens = false)
@@ -94,7 +105,9 @@ class IncrementalDecoder {
  private:
   const Tokenizer& tok_;
   bool skip_special_tokens_;
-  std::string pending_;  // bytes of a character not yet complete
+  std::vector<int32_t> ids_;  // the window: ids_[0, prefix_index_) are already emitted
+  std::string prefix_;        // decode() of ids_[0, prefix_index_)
+  size_t prefix_index_ = 0;
 };
 
 }  // namespace quilt::engine

@@ -4,10 +4,12 @@
 
 #include "common/files.h"
 #include "engine/tokenizer/added_tokens.h"
-#include "engine/tokenizer/bpe.h"
-#include "engine/tokenizer/byte_level.h"
+#include "engine/tokenizer/decoder.h"
+#include "engine/tokenizer/normalizer.h"
+#include "engine/tokenizer/post_processor.h"
 #include "engine/tokenizer/pre_tokenizer.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/tokenizer/tokenizer_model.h"
 
 namespace quilt::engine {
 namespace {
@@ -20,28 +22,6 @@ Result<json> read_json(const std::filesystem::path& path) {
   if (j.is_discarded()) return Status::InvalidArgument(path.string() + ": not valid JSON");
   if (!j.is_object()) return Status::InvalidArgument(path.string() + ": expected a JSON object");
   return j;
-}
-
-// Only normalizers that leave text unchanged are accepted: anything else (NFC, Lowercase, ...)
-// would silently tokenize differently from Hugging Face.
-Status check_normalizer(const json& j, const std::string& where) {
-  if (j.is_null()) return Status::OK();
-  const std::string type = j.is_object() ? j.value("type", std::string()) : std::string();
-  if (type == "Sequence" && j.contains("normalizers") && j["normalizers"].is_array()) {
-    for (size_t i = 0; i < j["normalizers"].size(); ++i) {
-      QUILT_RETURN_IF_ERROR(
-          check_normalizer(j["normalizers"][i], where + ".normalizers[" + std::to_string(i) + "]"));
-    }
-    return Status::OK();
-  }
-  return Status::Unimplemented(where + ".type: unsupported normalizer \"" + type + "\"");
-}
-
-Status check_decoder(const json& j, const std::string& where) {
-  const std::string type = j.is_object() ? j.value("type", std::string()) : std::string();
-  if (type == "ByteLevel") return Status::OK();
-  if (j.is_null()) return Status::Unimplemented(where + ": a ByteLevel decoder is required");
-  return Status::Unimplemented(where + ".type: unsupported decoder \"" + type + "\"");
 }
 
 Result<std::vector<AddedToken>> parse_added_tokens(const json& j, const std::string& where) {
@@ -67,71 +47,6 @@ Result<std::vector<AddedToken>> parse_added_tokens(const json& j, const std::str
     tokens.push_back(std::move(token));
   }
   return tokens;
-}
-
-// The ids that the post-processor puts before and after a single sequence.
-Status parse_post_processor(const json& j, const std::string& where, std::vector<int32_t>* prefix,
-                            std::vector<int32_t>* suffix) {
-  if (j.is_null()) return Status::OK();
-  const std::string type = j.is_object() ? j.value("type", std::string()) : std::string();
-  if (type == "ByteLevel") return Status::OK();
-  if (type == "Sequence") {
-    if (!j.contains("processors") || !j["processors"].is_array()) {
-      return Status::InvalidArgument(where + ".processors: expected an array");
-    }
-    for (size_t i = 0; i < j["processors"].size(); ++i) {
-      // Each later processor wraps the output of the ones before it.
-      std::vector<int32_t> p, s;
-      QUILT_RETURN_IF_ERROR(parse_post_processor(
-          j["processors"][i], where + ".processors[" + std::to_string(i) + "]", &p, &s));
-      prefix->insert(prefix->begin(), p.begin(), p.end());
-      suffix->insert(suffix->end(), s.begin(), s.end());
-    }
-    return Status::OK();
-  }
-  if (type == "RobertaProcessing" || type == "BertProcessing") {
-    for (const char* key : {"cls", "sep"}) {
-      if (!j.contains(key) || !j[key].is_array() || j[key].size() != 2 ||
-          !j[key][1].is_number_integer()) {
-        return Status::InvalidArgument(where + "." + key + ": expected [token, id]");
-      }
-    }
-    prefix->push_back(j["cls"][1].get<int32_t>());
-    suffix->push_back(j["sep"][1].get<int32_t>());
-    return Status::OK();
-  }
-  if (type != "TemplateProcessing") {
-    return Status::Unimplemented(where + ".type: unsupported post-processor \"" + type + "\"");
-  }
-  if (!j.contains("single") || !j["single"].is_array()) {
-    return Status::InvalidArgument(where + ".single: expected an array");
-  }
-  const json specials = j.value("special_tokens", json::object());
-  bool seen_sequence = false;
-  for (size_t i = 0; i < j["single"].size(); ++i) {
-    const json& piece = j["single"][i];
-    const std::string at = where + ".single[" + std::to_string(i) + "]";
-    if (piece.contains("Sequence")) {
-      seen_sequence = true;
-      continue;
-    }
-    if (!piece.contains("SpecialToken") || !piece["SpecialToken"].contains("id") ||
-        !piece["SpecialToken"]["id"].is_string()) {
-      return Status::InvalidArgument(at + ": expected a Sequence or a SpecialToken");
-    }
-    const std::string name = piece["SpecialToken"]["id"].get<std::string>();
-    if (!specials.contains(name) || !specials[name].contains("ids") ||
-        !specials[name]["ids"].is_array()) {
-      return Status::InvalidArgument(where + ".special_tokens: no ids for \"" + name + "\"");
-    }
-    for (const json& id : specials[name]["ids"]) {
-      if (!id.is_number_integer()) {
-        return Status::InvalidArgument(where + ".special_tokens[\"" + name + "\"].ids: not ints");
-      }
-      (seen_sequence ? suffix : prefix)->push_back(id.get<int32_t>());
-    }
-  }
-  return Status::OK();
 }
 
 // bos_token / eos_token: a string, an AddedToken object {"content": ...}, or null.
@@ -180,53 +95,89 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path& 
   QUILT_ASSIGN_OR_RETURN(json config, read_json(config_path));
 
   auto tok = std::unique_ptr<Tokenizer>(new Tokenizer());
-  QUILT_RETURN_IF_ERROR(
-      check_normalizer(tokenizer_json.value("normalizer", json()), tj + " normalizer"));
-  QUILT_RETURN_IF_ERROR(check_decoder(tokenizer_json.value("decoder", json()), tj + " decoder"));
+  if (const json n = tokenizer_json.value("normalizer", json()); !n.is_null()) {
+    QUILT_ASSIGN_OR_RETURN(tok->normalizer_, Normalizer::from_json(n, tj + " normalizer"));
+  }
   if (!tokenizer_json.contains("model")) {
     return Status::InvalidArgument(tj + ": missing \"model\"");
   }
-  QUILT_ASSIGN_OR_RETURN(tok->model_, BpeModel::from_json(tokenizer_json["model"], tj + " model"));
+  QUILT_ASSIGN_OR_RETURN(tok->model_,
+                         TokenizerModel::from_json(tokenizer_json["model"], tj + " model"));
   if (const json pre = tokenizer_json.value("pre_tokenizer", json()); !pre.is_null()) {
     QUILT_ASSIGN_OR_RETURN(tok->pre_tokenizer_,
                            PreTokenizer::from_json(pre, tj + " pre_tokenizer"));
   }
+  if (const json d = tokenizer_json.value("decoder", json()); !d.is_null()) {
+    QUILT_ASSIGN_OR_RETURN(tok->decoder_, Decoder::from_json(d, tj + " decoder"));
+  }
   QUILT_ASSIGN_OR_RETURN(
       std::vector<AddedToken> added,
       parse_added_tokens(tokenizer_json.value("added_tokens", json()), tj + " added_tokens"));
-  QUILT_RETURN_IF_ERROR(parse_post_processor(tokenizer_json.value("post_processor", json()),
-                                             tj + " post_processor", &tok->prefix_ids_,
-                                             &tok->suffix_ids_));
+  QUILT_ASSIGN_OR_RETURN(SpecialTokenFrame frame,
+                         post_processor_from_json(tokenizer_json.value("post_processor", json()),
+                                                  tj + " post_processor"));
 
   int32_t max_id = tok->model_->max_id();
   for (const AddedToken& t : added) max_id = std::max(max_id, t.id);
   tok->vocab_size_ = max_id + 1;
-  for (int32_t id : tok->prefix_ids_) {
-    if (id < 0 || id > max_id) return Status::InvalidArgument(tj + " post_processor: bad id");
-  }
-  for (int32_t id : tok->suffix_ids_) {
-    if (id < 0 || id > max_id) return Status::InvalidArgument(tj + " post_processor: bad id");
-  }
 
-  // The decoder is ByteLevel (checked above): a token's bytes are its characters mapped back,
-  // except tokens with characters outside the alphabet, which decode to their UTF-8 text.
+  tok->token_text_.assign(tok->vocab_size_, std::string());
   tok->token_bytes_.assign(tok->vocab_size_, std::string());
   tok->special_.assign(tok->vocab_size_, 0);
   for (int32_t id = 0; id <= tok->model_->max_id(); ++id) {
-    if (const std::string* text = tok->model_->id_to_token(id)) {
-      tok->token_bytes_[id] = byte_level_to_bytes(*text).value_or(*text);
-    }
+    if (const std::string* text = tok->model_->id_to_token(id)) tok->token_text_[id] = *text;
   }
   for (const AddedToken& t : added) {
-    tok->token_bytes_[t.id] = byte_level_to_bytes(t.content).value_or(t.content);
+    tok->token_text_[t.id] = t.content;
     tok->special_[t.id] = t.special ? 1 : 0;
   }
-  tok->added_ = std::make_unique<AddedTokenMatcher>(std::move(added));
+  for (int32_t id = 0; id < tok->vocab_size_; ++id) {
+    tok->token_bytes_[id] = tok->token_text_[id];
+    if (tok->decoder_) tok->decoder_->piece(tok->token_bytes_[id]);
+  }
+  tok->added_ = std::make_unique<AddedTokenMatcher>(std::move(added), tok->normalizer_.get());
 
   QUILT_ASSIGN_OR_RETURN(tok->bos_token_, special_token_text(config, "bos_token", cj));
   QUILT_ASSIGN_OR_RETURN(tok->eos_token_, special_token_text(config, "eos_token", cj));
   if (!tok->bos_token_.empty()) tok->bos_id_ = tok->token_to_id(tok->bos_token_);
   if (!tok->eos_token_.empty()) tok->eos_id_ = tok->token_to_id(tok->eos_token_);
+
+  const std::string tokenizer_class = config.value("tokenizer_class", std::string());
+  if (takes_special_tokens_from_config(tokenizer_class)) {
+    // transformers' update_post_processor(): BOS unless add_bos_token is false, EOS only when
+    // add_eos_token is true, in place of whatever tokenizer.json's post-processor says.
+    frame = SpecialTokenFrame();
+    auto flag = [&](const char* key, bool fallback) {
+      auto it = config.find(key);
+      return it != config.end() && it->is_boolean() ? it->get<bool>() : fallback;
+    };
+    const struct {
+      const char* key;
+      bool fallback;
+      const std::optional<int32_t>& id;
+      std::vector<int32_t>& ids;
+    } rules[] = {{"add_bos_token", true, tok->bos_id_, frame.prefix},
+                 {"add_eos_token", false, tok->eos_id_, frame.suffix}};
+    for (const auto& rule : rules) {
+      if (!flag(rule.key, rule.fallback)) continue;
+      if (!rule.id) {
+        return Status::InvalidArgument(cj + "." + rule.key + ": true for tokenizer_class \"" +
+                                       tokenizer_class +
+                                       "\", but its token is not in the vocabulary");
+      }
+      rule.ids.push_back(*rule.id);
+    }
+  }
+  for (const std::vector<int32_t>* ids : {&frame.prefix, &frame.suffix}) {
+    for (int32_t id : *ids) {
+      if (id < 0 || id > max_id) {
+        return Status::InvalidArgument(tj + " post_processor: id " + std::to_string(id) +
+                                       " is outside the vocabulary");
+      }
+    }
+  }
+  tok->prefix_ids_ = std::move(frame.prefix);
+  tok->suffix_ids_ = std::move(frame.suffix);
 
   QUILT_ASSIGN_OR_RETURN(std::optional<std::string> source, config_chat_template(config, cj));
   std::string template_where = cj + " chat_template";
