@@ -50,14 +50,19 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   return ids;
 }
 
-std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+std::vector<std::string> Tokenizer::tokens_of(std::span<const int32_t> ids,
+                                              bool skip_special_tokens) const {
   std::vector<std::string> tokens;
-  tokens.reserve(ids.size());
+  tokens.reserve(ids.size() + 1);
   for (int32_t id : ids) {
     if (id < 0 || id >= vocab_size_) continue;
     if (skip_special_tokens && special_[id]) continue;
     tokens.push_back(token_text_[id]);
   }
+  return tokens;
+}
+
+std::string Tokenizer::decode_tokens(std::vector<std::string> tokens) const {
   std::string text;
   if (decoder_) {
     decoder_->decode_chain(tokens);
@@ -69,6 +74,23 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
     }
   }
   return utf8_is_valid(text) ? text : utf8_lossy(text);
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  return decode_tokens(tokens_of(ids, skip_special_tokens));
+}
+
+std::string Tokenizer::decode_continuation(std::span<const int32_t> ids,
+                                           bool skip_special_tokens) const {
+  // A plain ASCII token in front takes the sequence-start position (it is its own byte in the
+  // byte-level alphabet, no <0xNN> token and no "▁"), and is cut from the text again.
+  constexpr char kLead = 'x';
+  std::vector<std::string> tokens = tokens_of(ids, skip_special_tokens);
+  if (tokens.empty()) return {};
+  tokens.insert(tokens.begin(), std::string(1, kLead));
+  std::string text = decode_tokens(std::move(tokens));
+  if (text.empty() || text[0] != kLead) return decode(ids, skip_special_tokens);
+  return text.substr(1);
 }
 
 std::string Tokenizer::token_bytes(int32_t id) const {
@@ -119,16 +141,22 @@ std::string text_after(const std::string& text, const std::string& prefix) {
 
 }  // namespace
 
+std::string IncrementalDecoder::window_text() const {
+  return mid_sequence_ ? tok_.decode_continuation(ids_, skip_special_tokens_)
+                       : tok_.decode(ids_, skip_special_tokens_);
+}
+
 std::string IncrementalDecoder::push(int32_t id) {
   if (skip_special_tokens_ && tok_.is_special(id)) return {};
   ids_.push_back(id);
-  std::string text = tok_.decode(ids_, skip_special_tokens_);
+  std::string text = window_text();
   if (text.size() <= prefix_.size() || ends_with_replacement(text)) return {};
   std::string out = text_after(text, prefix_);
   // The next window starts at the ids behind the text just emitted, so decoders that look at
   // neighbours (ByteFallback, Metaspace) see the same context in both decodes.
+  mid_sequence_ = mid_sequence_ || prefix_index_ > 0;
   ids_.erase(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(prefix_index_));
-  prefix_ = tok_.decode(ids_, skip_special_tokens_);
+  prefix_ = window_text();
   prefix_index_ = ids_.size();
   return out;
 }
@@ -136,12 +164,13 @@ std::string IncrementalDecoder::push(int32_t id) {
 std::string IncrementalDecoder::finish() {
   std::string out;
   if (prefix_index_ < ids_.size()) {
-    const std::string text = tok_.decode(ids_, skip_special_tokens_);
+    const std::string text = window_text();
     if (text.size() > prefix_.size()) out = text_after(text, prefix_);
   }
   ids_.clear();
   prefix_.clear();
   prefix_index_ = 0;
+  mid_sequence_ = false;
   return out;
 }
 

@@ -47,6 +47,10 @@ class Tokenizer {
   // Hugging Face's decode: the tokens of the ids through the decoder. Unknown ids are skipped;
   // bytes that do not form UTF-8 become U+FFFD.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
+  // decode() of ids that continue a sequence: decoder rules for a sequence's start (Metaspace
+  // dropping the first token's "▁", Strip cutting a leading space) do not apply.
+  std::string decode_continuation(std::span<const int32_t> ids,
+                                  bool skip_special_tokens = false) const;
   // Raw bytes of one token seen mid-sequence (byte-level or <0xNN> bytes decoded, "▁" as a space;
   // added tokens give their content).
   std::string token_bytes(int32_t id) const;
@@ -71,6 +75,8 @@ class Tokenizer {
 
  private:
   Tokenizer();
+  std::string decode_tokens(std::vector<std::string> tokens) const;
+  std::vector<std::string> tokens_of(std::span<const int32_t> ids, bool skip_special_tokens) const;
 
   // Constant after load().
   std::unique_ptr<Normalizer> normalizer_;  // nullptr: text as it is
@@ -91,9 +97,11 @@ class Tokenizer {
 // Turns a stream of token ids into text as Hugging Face's DecodeStream does: each push() decodes
 // a short window of recent ids with the full decoder and returns what it adds, so a character
 // split over byte tokens is held back until complete, and decoders that act at a sequence's start
-// (Metaspace, Strip) never leave a stray leading "▁" or space. The pieces concatenate to decode()
-// of all the ids. finish() flushes what is left (an unfinished character becomes U+FFFD, as in
-// decode()). One per stream; not thread-safe. The tokenizer must outlive it.
+// (Metaspace, Strip) never leave a stray leading "▁" or space. Unlike DecodeStream, a window
+// after the first is decoded as a continuation (decode_continuation), so the pieces always
+// concatenate to decode() of all the ids; DecodeStream can lose a space there. finish() flushes
+// what is left (an unfinished character becomes U+FFFD, as in decode()). One per stream; not
+// thread-safe. The tokenizer must outlive it.
 class IncrementalDecoder {
  public:
   explicit IncrementalDecoder(const Tokenizer& tok, bool skip_special_tokens = false)
@@ -103,11 +111,14 @@ class IncrementalDecoder {
   std::string finish();
 
  private:
+  std::string window_text() const;
+
   const Tokenizer& tok_;
   bool skip_special_tokens_;
   std::vector<int32_t> ids_;  // the window: ids_[0, prefix_index_) are already emitted
   std::string prefix_;        // decode() of ids_[0, prefix_index_)
   size_t prefix_index_ = 0;
+  bool mid_sequence_ = false;  // ids before the window were dropped
 };
 
 }  // namespace quilt::engine
