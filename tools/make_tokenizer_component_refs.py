@@ -33,6 +33,7 @@ TEXTS = [
     "The QUICK brown fox; it's 12345 miles.",
     "Caf\u00e9 vs Cafe\u0301 \u2014 NFC vs NFD",
     "\uff26\uff55\uff4c\uff4c\uff57\uff49\uff44\uff54\uff48 \u2460 \ufb01ne \u00bd",
+    "controls\x01\x7f zero\u200bwidth \u3000ideographic\u3000space \u00a0nbsp",
     "\u6570\u636e\u6a21\u578b \u3053\u3093\u306b\u3061\u306f",
     "emoji \U0001F642\U0001F44D\U0001F3FD and \u0130stanbul",
     "tabs\tand\nnewlines\r\nmixed",
@@ -120,7 +121,29 @@ def metaspace_sentencepiece_bpe():
     return tok
 
 
+def precompiled_nmt_nfkc():
+    """SentencePiece's nmt_nfkc charsmap (from a throwaway sentencepiece model) as a Precompiled
+    normalizer; needs `pip install sentencepiece protobuf` as well."""
+    import io
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS), model_writer=buf,
+                                   vocab_size=100, normalization_rule_name="nmt_nfkc",
+                                   minloglevel=2)
+    proto = pb.ModelProto()
+    proto.ParseFromString(buf.getvalue())
+    charsmap = proto.normalizer_spec.precompiled_charsmap
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.Precompiled(charsmap)])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(prepend_scheme="always")
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>"]))
+    return tok
+
+
 BUILDERS = {
+    "precompiled_nmt_nfkc": precompiled_nmt_nfkc,
     "bert_wordpiece": bert,
     "unigram_metaspace": unigram_metaspace,
     "bpe_suffix_whitespace": bpe_suffix,

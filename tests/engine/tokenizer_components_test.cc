@@ -3,8 +3,9 @@
 // WordPiece and Unigram models, BPE with continuing_subword_prefix / end_of_word_suffix,
 // BertNormalizer, NFD/NFKC/NFKD, Lowercase, Strip, StripAccents, regex Replace, Metaspace
 // (first / always, split or not), Whitespace, WhitespaceSplit, Digits, Punctuation, String and
-// inverted Split behaviors, ByteLevel with add_prefix_space, and the matching decoders and
-// post-processors. Encode, decode and stream decode must equal the references exactly.
+// inverted Split behaviors, ByteLevel with add_prefix_space, a Precompiled normalizer (SentencePiece's
+// nmt_nfkc charsmap), and the matching decoders and post-processors. Encode, decode and stream
+// decode must equal the references exactly.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -62,8 +63,8 @@ TEST_P(TokenizerComponentTest, MatchesHuggingFaceExactly) {
 
 INSTANTIATE_TEST_SUITE_P(Components, TokenizerComponentTest,
                          ::testing::Values("bert_wordpiece", "unigram_metaspace",
-                                           "bpe_suffix_whitespace", "bpe_byte_level_splits",
-                                           "sentencepiece_bpe_metaspace"));
+                                           "precompiled_nmt_nfkc", "bpe_suffix_whitespace",
+                                           "bpe_byte_level_splits", "sentencepiece_bpe_metaspace"));
 
 }  // namespace
 }  // namespace quilt::engine
