@@ -19,6 +19,7 @@ struct Flags {
   std::filesystem::path model = demo_model_dir();
   std::filesystem::path adapter;
   std::string device = "cpu";
+  engine::DType dtype = engine::DType::kF16;  // cuda only
   std::string prompt;
   bool chat = false;
   engine::SamplingParams sampling;
@@ -46,8 +47,14 @@ std::string parse_flags(int argc, char** argv, Flags& f) {
       f.chat = true;
     } else if (a == "--ignore-eos") {
       f.sampling.ignore_eos = true;
-    } else if (a == "--model" || a == "--adapter" || a == "--device" || a == "--stop") {
+    } else if (a == "--model" || a == "--adapter" || a == "--device" || a == "--stop" ||
+               a == "--dtype") {
       if (!value(v)) return a + " needs a value";
+      if (a == "--dtype") {
+        auto d = engine::parse_compute_dtype(v);
+        if (!d.ok()) return d.status().message();
+        f.dtype = *d;
+      }
       if (a == "--model") f.model = v;
       if (a == "--adapter") f.adapter = v;
       if (a == "--device") f.device = v;
@@ -88,6 +95,7 @@ int generate_command(int argc, char** argv) {
   }
   engine::EngineOptions options;
   options.device = f.device;
+  options.dtype = f.dtype;
   options.kv_cache_bytes = 64 << 20;
   options.lora_pool_bytes = 64 << 20;
   auto eng = engine::Engine::create(f.model, options);

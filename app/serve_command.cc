@@ -47,6 +47,11 @@ std::string apply(ServeFlags& f, const std::string& key, const std::string& v) {
                         v.find_first_not_of("0123456789", 5) == std::string::npos;
     if (v != "cpu" && v != "cuda" && !cuda_n) err = "device: unknown device '" + v + "' (expected cpu, cuda or cuda:N)";
   }
+  else if (key == "dtype") {
+    auto d = engine::parse_compute_dtype(v);
+    if (d.ok()) c.dtype = *d;
+    else err = d.status().message();
+  }
   else if (key == "metrics-key") c.metrics_key = v;
   else if (key == "max-lora-rank") { if ((err = num(n)).empty() && n < 1) err = "max-lora-rank: must be at least 1"; c.max_lora_rank = static_cast<int32_t>(n); }
   else if (key == "admin-key-file") f.admin_key_file = v;

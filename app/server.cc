@@ -51,6 +51,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
 
   engine::EngineOptions eo;
   eo.device = c.device;
+  eo.dtype = c.dtype;
   eo.kv_cache_bytes = c.kv_cache_mb << 20;
   eo.max_waiting = c.max_waiting;
   eo.max_in_flight_per_tenant = c.max_in_flight_per_tenant;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/metrics.h"
+#include "engine/engine.h"
 #include "gateway/http_server.h"
 #include "gateway/platform.h"
 #include "storage/database.h"
@@ -18,6 +19,7 @@ struct ServerConfig {
   std::filesystem::path model;
   std::filesystem::path data_dir = "quilt-data";
   std::string device = "cpu";
+  engine::DType dtype = engine::DType::kF16;  // what a cuda device computes in
   std::optional<std::string> admin_key;  // from --admin-key-file or QUILT_ADMIN_KEY
   std::string metrics_key;  // --metrics-key: a scraper's key for /metrics (the admin key works too)
   gateway::ServerOptions http;

@@ -38,4 +38,10 @@ Result<std::unique_ptr<Backend>> make_backend(const std::string& device, DType d
   return Status::InvalidArgument("unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
 }
 
+Result<DType> parse_compute_dtype(const std::string& name) {
+  if (name == "float16" || name == "fp16" || name == "half") return DType::kF16;
+  if (name == "bfloat16" || name == "bf16") return DType::kBF16;
+  return Status::InvalidArgument("dtype: unknown '" + name + "' (expected float16 or bfloat16)");
+}
+
 }  // namespace quilt::engine

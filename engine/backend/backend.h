@@ -164,5 +164,7 @@ class Backend {
 // float16's ±65504). The cpu backend computes in float32 whatever it says.
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device,
                                               DType dtype = DType::kF16);
+// A --dtype value: "float16" (or "fp16", "half") or "bfloat16" (or "bf16").
+Result<DType> parse_compute_dtype(const std::string& name);
 
 }  // namespace quilt::engine
