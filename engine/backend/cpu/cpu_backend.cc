@@ -322,29 +322,14 @@ Status CpuBackend::lora_expand(std::span<const Tensor> v, int32_t layer,
       !y.contiguous()) {
     return Status::Internal("cpu backend: bad fused lora expand");
   }
-  std::vector<float> part;
   for (size_t i = 0; i < slices.size(); ++i) {
     const ProjectionSlice& s = slices[i];
     if (s.col < 0 || s.cols <= 0 || s.col + s.cols > y.cols) {
       return Status::Internal("cpu backend: lora expand slice outside the output row");
     }
-    if (s.col == 0 && s.cols == y.cols) {
-      const kernels::sgmv::ExpandArgs args{v[i].as<float>(), y.as<float>(), y.cols, layer, s.proj};
-      kernels::sgmv::expand_cpu(lora_weights(), lora_batch(), args);
-      continue;
-    }
-    // expand_cpu writes whole rows: take the slice out, add into it, put it back (same sums).
-    part.resize(static_cast<size_t>(y.rows * s.cols));
-    for (int64_t r = 0; r < y.rows; ++r) {
-      std::memcpy(part.data() + r * s.cols, y.as<float>() + r * y.cols + s.col,
-                  s.cols * sizeof(float));
-    }
-    const kernels::sgmv::ExpandArgs args{v[i].as<float>(), part.data(), s.cols, layer, s.proj};
+    kernels::sgmv::ExpandArgs args{v[i].as<float>(), y.as<float>() + s.col, s.cols, layer, s.proj};
+    args.y_row_stride = y.cols;  // the slice inside the fused row, added in place
     kernels::sgmv::expand_cpu(lora_weights(), lora_batch(), args);
-    for (int64_t r = 0; r < y.rows; ++r) {
-      std::memcpy(y.as<float>() + r * y.cols + s.col, part.data() + r * s.cols,
-                  s.cols * sizeof(float));
-    }
   }
   return Status::OK();
 }

@@ -23,7 +23,7 @@ uint16_t half_bits(float v, DType dtype) {
 float half_to_float(uint16_t bits, DType dtype) {
   if (dtype == DType::kF16) {
     __half h;
-    std::memcpy(&h, &bits, sizeof(bits));
+    std::memcpy(static_cast<void*>(&h), &bits, sizeof(bits));  // __half has no public bits
     return __half2float(h);
   }
   const uint32_t wide = static_cast<uint32_t>(bits) << 16;
