@@ -53,7 +53,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& mode
   pool.num_pages = static_cast<int32_t>(std::max<int64_t>(1, options.lora_pool_bytes / (pool.page_elems * elem)));
   pool.max_slots = options.max_adapter_slots;
   pool.num_layers = static_cast<int32_t>(cfg.num_layers);
-  QUILT_ASSIGN_OR_RETURN(core->adapters, AdapterSlots::create(backend, cfg, pool));
+  QUILT_ASSIGN_OR_RETURN(core->adapters, AdapterSlots::create(backend, cfg, pool,
+                                                             options.async_adapter_loads));
 
   SchedulerConfig sc{options.max_step_tokens, options.max_running, options.block_size};
   core->scheduler = std::make_unique<Scheduler>(sc, *core->kv_blocks, *core->adapters);

@@ -32,6 +32,9 @@ struct EngineOptions {
   int64_t lora_pool_bytes = 256 << 20;  // adapter page pool budget
   int32_t max_waiting = 4096;           // requests queued for admission, all tenants (503 beyond)
   int32_t max_in_flight_per_tenant = 1024;  // requests of one tenant queued or running (429 beyond)
+  // Adapter loads overlap compute and start while their requests wait (false: each load finishes
+  // before the engine goes on, the reference path tests compare against).
+  bool async_adapter_loads = true;
 };
 
 struct EngineStats {
@@ -47,6 +50,8 @@ struct EngineStats {
   uint64_t preemptions = 0;        // sequences sent back to recompute for lack of KV blocks
   uint64_t adapter_loads = 0;      // adapters copied into the page pool
   uint64_t adapter_evictions = 0;  // idle adapters dropped to make room
+  uint64_t adapter_prefetches = 0;  // of adapter_loads, those started while their request waited
+  uint64_t adapter_load_waits = 0;  // steps ordered after a load they read (stream-side on cuda)
   double step_seconds_total = 0;   // wall time spent in model steps
   size_t deadlines_tracked = 0;    // live requests with a deadline (finished ones hold none)
 };
@@ -88,6 +93,7 @@ class Engine {
   Engine() = default;
   void run();
   void run_step(StepPlan& plan);
+  void prefetch_adapters();
   void publish_stats();
   Status validate(const Request& r) const;
 

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <set>
+#include <unordered_set>
 
 #include "engine/engine_core.h"
 #include "engine/scheduler/layout_builder.h"
@@ -35,6 +36,24 @@ void Engine::run_step(StepPlan& plan) {
   Core& core = *core_;
   Scheduler& scheduler = *core.scheduler;
   const auto started = std::chrono::steady_clock::now();
+  // The first step that reads an adapter is ordered after its load here (on cuda the stream
+  // waits, the host does not); a load that failed ends only the requests of that adapter.
+  std::vector<std::pair<uint64_t, Status>> failed;
+  for (auto it = plan.items.begin(); it != plan.items.end();) {
+    Sequence& seq = *it->seq;
+    if (seq.has_adapter_slot) {
+      if (Status s = core.adapters->ready(seq.adapter_slot); !s.ok()) {
+        failed.emplace_back(seq.request.id, std::move(s));
+        it = plan.items.erase(it);
+        continue;
+      }
+    }
+    ++it;
+  }
+  for (auto& [id, s] : failed) {
+    if (auto seq = core.retire(id)) send_final(*seq, FinishReason::kError, std::move(s));
+  }
+  if (plan.items.empty()) return;
   StepLayout layout = build_step_layout(plan, options_.block_size, *core.adapters);
   // Sampling runs where the logits are (on the device for cuda): one spec per sampling row, in
   // the layout's order, each with its sequence's own draw.
@@ -112,6 +131,32 @@ void Engine::run_step(StepPlan& plan) {
   stats_.last_batch_tokens = layout.num_tokens();
 }
 
+// Starts the loads of adapters that waiting requests need, in queue order, before their turn:
+// the step that admits them then only orders itself after the copy. Room comes from free pages
+// or idle adapters no waiting request wants; an adapter that does not fit now is tried again
+// next time round.
+void Engine::prefetch_adapters() {
+  Core& core = *core_;
+  std::unordered_set<const LoraWeights*> wanted;
+  std::vector<Sequence*> todo;  // the first waiting sequence of each adapter
+  core.scheduler->for_each_waiting([&](Sequence& s) {
+    if (!s.request.adapter || s.has_adapter_slot) return;
+    if (wanted.insert(s.request.adapter.get()).second) todo.push_back(&s);
+  });
+  const auto is_wanted = [&](const LoraWeights* w) { return wanted.count(w) > 0; };
+  std::vector<std::pair<uint64_t, Status>> failed;
+  int32_t tries = 0;  // bounds the work per step when many adapters wait and none fits
+  for (Sequence* s : todo) {
+    const bool resident = core.adapters->is_resident(s->request.adapter.get());
+    if (!resident && ++tries > options_.max_adapter_slots) break;
+    Result<bool> started = core.adapters->prefetch(s->request.adapter, is_wanted);
+    if (!started.ok()) failed.emplace_back(s->request.id, started.status());
+  }
+  for (auto& [id, s] : failed) {
+    if (auto seq = core.retire(id)) send_final(*seq, FinishReason::kError, std::move(s));
+  }
+}
+
 void Engine::publish_stats() {
   const Core& core = *core_;
   std::lock_guard lock(mu_);
@@ -122,6 +167,8 @@ void Engine::publish_stats() {
   stats_.adapters_resident = core.adapters->num_resident();
   stats_.adapter_loads = core.adapters->num_loads();
   stats_.adapter_evictions = core.adapters->num_evictions();
+  stats_.adapter_prefetches = core.adapters->num_prefetches();
+  stats_.adapter_load_waits = core.adapters->num_load_waits();
   stats_.deadlines_tracked = core.deadlines.size();
   resident_ = core.adapters->resident_names();
 }
@@ -170,7 +217,12 @@ void Engine::run() {
       send_final(*seq, FinishReason::kError, Status::Unavailable("the request's deadline passed"));
     }
 
+    prefetch_adapters();
     StepPlan plan = scheduler.schedule();
+    for (auto& [seq, error] : plan.failed) {
+      if (seq->request.deadline) deadlines.erase({*seq->request.deadline, seq->request.id});
+      send_final(*seq, FinishReason::kError, std::move(error));
+    }
     if (!plan.empty()) run_step(plan);
     publish_stats();
     if (plan.empty() && !scheduler.idle()) {

@@ -115,6 +115,24 @@ class Backend {
   virtual Status write_lora_tables(std::span<const int32_t> page_indices,
                                    std::span<const kernels::sgmv::LoraModuleRef> modules) = 0;
 
+  // --- adapter loads that overlap compute (issue 9, item 3) ---
+  // Starts writing whole pages as write_lora_pages does and returns the load's id; `data` may be
+  // freed on return. Until wait_lora_load(id), no op is ordered after the copy: the engine calls
+  // it before the first step that reads these pages, not before. The default copies synchronously
+  // and returns 0 (nothing to wait for); cuda copies on a stream of its own from pinned memory.
+  virtual Result<uint64_t> start_lora_load(std::span<const int32_t> pages,
+                                           std::span<const float> data) {
+    QUILT_RETURN_IF_ERROR(write_lora_pages(pages, data));
+    return uint64_t{0};
+  }
+  // Orders every later op after load `id` without the host waiting for it (cuda: the compute
+  // stream waits on the load's event). The load's failure comes back here. 0, or a load already
+  // waited for: nothing to do.
+  virtual Status wait_lora_load(uint64_t id) {
+    (void)id;
+    return Status::OK();
+  }
+
   // --- a step ---
   // Takes the step's layout (uploads it once on cuda); valid until the next begin_step.
   virtual Status begin_step(const StepLayout& layout) = 0;

@@ -12,13 +12,27 @@ using kernels::sgmv::pages_for_matrix;
 
 }  // namespace
 
-AdapterSlots::AdapterSlots(Backend& backend, const ModelConfig& cfg, const LoraPoolShape& shape)
-    : backend_(backend), cfg_(cfg), shape_(shape), pages_(shape.num_pages), slots_(shape.max_slots) {}
+AdapterSlots::AdapterSlots(Backend& backend, const ModelConfig& cfg, const LoraPoolShape& shape,
+                           bool async_loads)
+    : backend_(backend),
+      cfg_(cfg),
+      shape_(shape),
+      async_loads_(async_loads),
+      pages_(shape.num_pages),
+      slots_(shape.max_slots) {}
 
 Result<std::unique_ptr<AdapterSlots>> AdapterSlots::create(Backend& backend, const ModelConfig& cfg,
-                                                           const LoraPoolShape& shape) {
+                                                           const LoraPoolShape& shape,
+                                                           bool async_loads) {
   QUILT_RETURN_IF_ERROR(backend.init_lora_pool(shape));
-  return std::unique_ptr<AdapterSlots>(new AdapterSlots(backend, cfg, shape));
+  return std::unique_ptr<AdapterSlots>(new AdapterSlots(backend, cfg, shape, async_loads));
+}
+
+int32_t AdapterSlots::free_slot() const {
+  for (int32_t i = 0; i < static_cast<int32_t>(slots_.size()); ++i) {
+    if (!slots_[i].weights) return i;
+  }
+  return -1;
 }
 
 int32_t AdapterSlots::pages_needed(const LoraWeights& weights) const {
@@ -44,12 +58,6 @@ Result<int32_t> AdapterSlots::acquire(const std::shared_ptr<const LoraWeights>& 
     return Status::InvalidArgument("adapter " + weights->name + " needs " + std::to_string(need) +
                                    " pages; the LoRA pool has " + std::to_string(pages_.num_pages()));
   }
-  auto free_slot = [&] {
-    for (int32_t i = 0; i < static_cast<int32_t>(slots_.size()); ++i) {
-      if (!slots_[i].weights) return i;
-    }
-    return -1;
-  };
   // Evict idle adapters, least recently used first, until both a slot and the pages are free.
   while ((free_slot() < 0 || pages_.num_free() < need) && !idle_lru_.empty()) {
     evict(idle_lru_.front());
@@ -82,10 +90,84 @@ std::vector<std::string> AdapterSlots::resident_names() const {
 
 void AdapterSlots::release(int32_t slot) {
   Slot& s = slots_[slot];
-  if (--s.users == 0) s.lru_pos = idle_lru_.insert(idle_lru_.end(), slot);
+  if (--s.users > 0) return;
+  if (s.failed) {  // nobody reads it any more: its pages and slot are free again
+    pages_.free(s.pages);
+    s = Slot{};
+    return;
+  }
+  s.lru_pos = idle_lru_.insert(idle_lru_.end(), slot);
+}
+
+Result<bool> AdapterSlots::prefetch(const std::shared_ptr<const LoraWeights>& weights,
+                                    const std::function<bool(const LoraWeights*)>& wanted) {
+  if (auto it = by_weights_.find(weights.get()); it != by_weights_.end()) {
+    Slot& s = slots_[it->second];
+    if (s.users == 0) idle_lru_.splice(idle_lru_.end(), idle_lru_, s.lru_pos);  // recently wanted
+    return false;
+  }
+  const int32_t need = pages_needed(*weights);
+  if (need > pages_.num_pages()) return false;  // refused at submit; never loadable
+  // Room only from idle adapters no queued request wants, least recently used first; and only
+  // when it suffices, so a prefetch that cannot happen evicts nothing.
+  std::vector<int32_t> victims;
+  int32_t slots_free = free_slot() >= 0 ? 1 : 0;
+  int32_t pages_free = pages_.num_free();
+  for (int32_t slot : idle_lru_) {
+    if (slots_free > 0 && pages_free >= need) break;
+    if (wanted(slots_[slot].weights.get())) continue;
+    victims.push_back(slot);
+    slots_free = 1;
+    pages_free += static_cast<int32_t>(slots_[slot].pages.size());
+  }
+  if (slots_free == 0 || pages_free < need) return false;
+  for (int32_t slot : victims) evict(slot);
+  const int32_t slot = free_slot();
+  QUILT_RETURN_IF_ERROR(load(slot, weights));
+  Slot& s = slots_[slot];
+  s.lru_pos = idle_lru_.insert(idle_lru_.end(), slot);  // resident, nobody uses it yet
+  ++prefetches_;
+  return true;
+}
+
+Status AdapterSlots::ready(int32_t slot) {
+  Slot& s = slots_[slot];
+  if (s.failed) return Status::Internal("adapter " + s.weights->name + " failed to load");
+  if (s.pending_load == 0) return Status::OK();
+  const uint64_t id = s.pending_load;
+  s.pending_load = 0;
+  ++load_waits_;
+  Status st = backend_.wait_lora_load(id);
+  if (!st.ok()) {
+    s.failed = true;
+    by_weights_.erase(s.weights.get());
+  }
+  return st;
+}
+
+// The engine's LoraWeights come from validated PEFT files, but a short matrix here would be read
+// past its end: a bad adapter fails its own load, not the process.
+Status AdapterSlots::check_shapes(const LoraWeights& weights) const {
+  if (static_cast<int32_t>(weights.layers.size()) != shape_.num_layers) {
+    return Status::InvalidArgument("adapter " + weights.name + " has the wrong number of layers");
+  }
+  for (const auto& layer : weights.layers) {
+    for (int p = 0; p < kNumProjections; ++p) {
+      const auto proj = static_cast<Projection>(p);
+      const LoraModule& m = layer[p];
+      if (m.rank < 0 ||
+          m.a.size() != static_cast<size_t>(m.rank * projection_in_dim(cfg_, proj)) ||
+          m.bt.size() != static_cast<size_t>(m.rank * projection_out_dim(cfg_, proj))) {
+        return Status::InvalidArgument("adapter " + weights.name + ": " + projection_name(proj) +
+                                       " matrices do not match rank " + std::to_string(m.rank));
+      }
+    }
+  }
+  return Status::OK();
 }
 
 Status AdapterSlots::load(int32_t slot, const std::shared_ptr<const LoraWeights>& weights) {
+  QUILT_RETURN_IF_ERROR(check_shapes(*weights));
   Slot& s = slots_[slot];
   s.pages.clear();
   if (!pages_.allocate(pages_needed(*weights), s.pages)) {
@@ -108,12 +190,21 @@ Status AdapterSlots::load(int32_t slot, const std::shared_ptr<const LoraWeights>
       s.max_rank = std::max<int32_t>(s.max_rank, static_cast<int32_t>(layer[p].rank));
     }
   }
-  Status st = backend_.write_lora_pages(s.pages, data);
+  s.pending_load = 0;
+  Status st;
+  if (async_loads_) {
+    Result<uint64_t> id = backend_.start_lora_load(s.pages, data);
+    if (id.ok()) s.pending_load = *id;
+    st = id.status();
+  } else {
+    st = backend_.write_lora_pages(s.pages, data);
+  }
   if (!st.ok()) {
     pages_.free(s.pages);
     s.pages.clear();
     return st;
   }
+  s.failed = false;
   s.weights = weights;
   by_weights_[weights.get()] = slot;
   ++loads_;

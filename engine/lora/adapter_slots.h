@@ -16,17 +16,32 @@
 namespace quilt::engine {
 
 // Loads adapters into pool pages on demand and evicts idle ones, least recently used first.
-// Not thread-safe: the engine thread owns it.
+// Loads are asynchronous where the backend can (Backend::start_lora_load): a load starts when an
+// adapter is acquired or prefetched, and ready() orders the step that first reads it after the
+// copy, without the host waiting. Not thread-safe: the engine thread owns it.
 class AdapterSlots {
  public:
   // `backend` must outlive this; its LoRA pool is initialised here with `shape`.
+  // async_loads false: every load completes before acquire/prefetch return (the reference path).
   static Result<std::unique_ptr<AdapterSlots>> create(Backend& backend, const ModelConfig& cfg,
-                                                      const LoraPoolShape& shape);
+                                                      const LoraPoolShape& shape,
+                                                      bool async_loads = true);
 
   // The slot of `weights`, loading it first if needed (evicting idle adapters to make room).
   // Each acquire is paired with a release. ResourceExhausted when it cannot fit now.
   Result<int32_t> acquire(const std::shared_ptr<const LoraWeights>& weights);
   void release(int32_t slot);
+
+  // Starts loading `weights` ahead of its request's turn, into free room or room taken from idle
+  // adapters that `wanted` rejects (adapters queued requests need are kept). True when a load
+  // started; false when it is resident already or there is no room now. An error is the load's
+  // failure: only the requests of this adapter fail.
+  Result<bool> prefetch(const std::shared_ptr<const LoraWeights>& weights,
+                        const std::function<bool(const LoraWeights*)>& wanted);
+  // Called before a step that reads `slot`: the step is ordered after the slot's load (a stream
+  // wait on cuda, nothing on cpu), once. An error means the load failed: the slot is dropped
+  // once its users release it, and a later acquire of the same weights loads them afresh.
+  Status ready(int32_t slot);
 
   // Evicts the idle adapters `match` accepts (those in use stay); returns how many went.
   int32_t evict_idle(const std::function<bool(const LoraWeights&)>& match);
@@ -41,6 +56,8 @@ class AdapterSlots {
   int32_t num_pages() const { return pages_.num_pages(); }
   uint64_t num_loads() const { return loads_; }
   uint64_t num_evictions() const { return evictions_; }
+  uint64_t num_prefetches() const { return prefetches_; }  // loads started by prefetch()
+  uint64_t num_load_waits() const { return load_waits_; }   // ready() calls that had to order
 
  private:
   struct Slot {
@@ -49,21 +66,29 @@ class AdapterSlots {
     int32_t users = 0;
     int32_t max_rank = 0;
     std::list<int32_t>::iterator lru_pos;  // valid while users == 0 and resident
+    uint64_t pending_load = 0;  // Backend load id not yet waited for (0: none)
+    bool failed = false;        // its load failed: no new users, dropped at the last release
   };
 
-  AdapterSlots(Backend& backend, const ModelConfig& cfg, const LoraPoolShape& shape);
+  AdapterSlots(Backend& backend, const ModelConfig& cfg, const LoraPoolShape& shape,
+               bool async_loads);
+  int32_t free_slot() const;
   Status load(int32_t slot, const std::shared_ptr<const LoraWeights>& weights);
+  Status check_shapes(const LoraWeights& weights) const;
   void evict(int32_t slot);
   Status write_tables();
 
   Backend& backend_;
   ModelConfig cfg_;
   LoraPoolShape shape_;
+  bool async_loads_;
   PageAllocator pages_;
   std::vector<Slot> slots_;
   std::unordered_map<const LoraWeights*, int32_t> by_weights_;
   uint64_t loads_ = 0;
   uint64_t evictions_ = 0;
+  uint64_t prefetches_ = 0;
+  uint64_t load_waits_ = 0;
   std::list<int32_t> idle_lru_;  // resident slots nobody uses, least recently used first
 };
 

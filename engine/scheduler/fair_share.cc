@@ -161,4 +161,10 @@ std::vector<uint64_t> FairShare::waiting_ids() const {
   return ids;
 }
 
+void FairShare::for_each_waiting(const std::function<void(Sequence&)>& f) const {
+  for (const Tenant& t : tenants_) {
+    for (const auto& s : t.queue) f(*s);
+  }
+}
+
 }  // namespace quilt::engine

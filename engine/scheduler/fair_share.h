@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -62,7 +63,9 @@ class FairShare {
 
   int32_t num_waiting() const { return num_waiting_; }
   bool has_waiting() const { return num_waiting_ > 0; }
-  std::vector<uint64_t> waiting_ids() const;  // per tenant in first-seen order, FIFO within
+  std::vector<uint64_t> waiting_ids() const;
+  // Every waiting sequence, in waiting_ids() order.
+  void for_each_waiting(const std::function<void(Sequence&)>& f) const;  // per tenant in first-seen order, FIFO within
 
  private:
   struct Tenant {

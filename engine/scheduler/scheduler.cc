@@ -84,6 +84,12 @@ StepPlan Scheduler::schedule() {
     Sequence& seq = *next;
     if (seq.request.adapter && !seq.has_adapter_slot) {
       Result<int32_t> slot = adapters_.acquire(seq.request.adapter);
+      if (!slot.ok() && slot.status().code() != StatusCode::kResourceExhausted) {
+        std::unique_ptr<Sequence> failed = fair_.pop_next();
+        fair_.finished(*failed);  // pop_next counted it as running
+        plan.failed.emplace_back(std::move(failed), slot.status());
+        continue;
+      }
       if (!slot.ok()) break;  // no room for the adapter until running requests finish
       seq.adapter_slot = *slot;
       seq.has_adapter_slot = true;

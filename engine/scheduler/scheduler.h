@@ -27,6 +27,9 @@ struct StepPlan {
     bool samples;  // the chunk reaches the end of the sequence's tokens: sample the next one
   };
   std::vector<Item> items;
+  // Waiting sequences whose adapter failed to load: out of the scheduler, to be ended with the
+  // error. Only they fail; admission went on past them.
+  std::vector<std::pair<std::unique_ptr<Sequence>, Status>> failed;
   bool empty() const { return items.empty(); }
 };
 
@@ -34,7 +37,8 @@ struct StepPlan {
 // the rest of their prompts), then waiting ones are admitted in fair-share order (FairShare: the
 // head of the tenant with the least weighted service) until the budget, the running limit, the KV
 // blocks or the adapter slots run out; a head that does not fit stops admission, so nobody jumps
-// the queue. Out of KV blocks, the newest running sequence of the tenant with the most service is
+// the queue. A head whose adapter fails to load leaves with the error (StepPlan::failed) and
+// admission goes on: one tenant's broken adapter never stalls the others. Out of KV blocks, the newest running sequence of the tenant with the most service is
 // preempted by recompute. Sampled tokens are charged to their tenant when planned, prompts when
 // first admitted. Not thread-safe: the engine thread owns it.
 class Scheduler {
@@ -49,6 +53,10 @@ class Scheduler {
   int32_t num_waiting() const { return fair_.num_waiting(); }
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
   std::vector<uint64_t> live_ids() const;  // every waiting and running request
+  // Every waiting sequence, in fair-share queue order (per tenant, FIFO within).
+  void for_each_waiting(const std::function<void(Sequence&)>& f) const {
+    fair_.for_each_waiting(f);
+  }
   uint64_t num_preemptions() const { return preemptions_; }
   bool idle() const { return !fair_.has_waiting() && running_.empty(); }
   // The fair-share state, for tests and metrics.

@@ -253,5 +253,93 @@ TEST(EngineBoundsTest, PerTenantAndGlobalQueueBoundsRefuse) {
   engine.cancel(next - 1);
 }
 
+
+// Issue 9, item 3: the adapter of a queued request starts loading while other requests' steps
+// run, so its first step only orders itself after the copy.
+TEST(EngineAdapterLoadingTest, AdaptersOfQueuedRequestsArePrefetchedBeforeTheirTurn) {
+  EngineOptions o;
+  o.max_running = 1;  // the adapter request has to wait behind the running one
+  auto e = Engine::create(source_path("examples/models/tiny-llama"), o);
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  Engine& engine = **e;
+  auto adapter = adapters::load_peft_adapter_dir(source_path("examples/adapters/support-bot"),
+                                                 engine.config());
+  ASSERT_TRUE(adapter.ok()) << adapter.status().to_string();
+
+  Collector c;
+  Request running;
+  running.id = 1;
+  running.prompt = engine.tokenizer()->encode("The quick brown fox", true);
+  running.sampling.max_tokens = 400;
+  running.sampling.ignore_eos = true;
+  running.on_event = c.callback();
+  ASSERT_TRUE(engine.submit(std::move(running)).ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (c.get(1).tokens.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_FALSE(c.get(1).tokens.empty());
+
+  Request queued;
+  queued.id = 2;
+  queued.prompt = engine.tokenizer()->encode("Hello", true);
+  queued.sampling.max_tokens = 4;
+  queued.sampling.ignore_eos = true;
+  queued.adapter = *adapter;
+  queued.on_event = c.callback();
+  ASSERT_TRUE(engine.submit(std::move(queued)).ok());
+  while (engine.stats().adapter_prefetches == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  // The load started while request 2 waited: request 1 still runs, request 2 has had no step.
+  EXPECT_EQ(engine.stats().adapter_prefetches, 1u);
+  EXPECT_FALSE(c.get(1).finished);
+  EXPECT_TRUE(c.get(2).tokens.empty());
+  engine.cancel(1);
+  ASSERT_TRUE(c.wait(2));
+  EXPECT_EQ(c.get(2).final_event.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(c.get(2).tokens.size(), 4u);
+  const EngineStats s = engine.stats();
+  EXPECT_EQ(s.adapter_loads, 1u);  // the prefetch was the one load: admission found it resident
+  EXPECT_EQ(s.adapter_prefetches, 1u);
+}
+
+// vLLM's rule: one request's adapter failing to load never stalls the other tenants.
+TEST_F(EngineTest, AnAdapterThatFailsToLoadFailsOnlyItsRequests) {
+  auto broken = std::make_shared<LoraWeights>(*adapters_[0]);
+  broken->name = "broken";
+  for (auto& layer : broken->layers) {
+    for (auto& m : layer) {
+      if (m.rank > 0) m.a.resize(m.a.size() / 2);  // passes submit's checks, not the load's
+    }
+  }
+  Collector c;
+  Request bad = make(1, "The quick brown fox", c, 6);
+  bad.adapter = broken;
+  bad.tenant = "a";
+  ASSERT_TRUE(engine_->submit(std::move(bad)).ok());
+  for (uint64_t id = 2; id <= 4; ++id) {
+    Request good = make(id, "The quick brown fox", c, 6);
+    if (id != 4) good.adapter = adapters_[id - 1];
+    good.tenant = "b";
+    ASSERT_TRUE(engine_->submit(std::move(good)).ok());
+  }
+  ASSERT_TRUE(c.wait(4));
+  EXPECT_EQ(c.get(1).final_event.finish_reason, FinishReason::kError);
+  EXPECT_EQ(c.get(1).final_event.error.code(), StatusCode::kInvalidArgument);
+  for (uint64_t id = 2; id <= 4; ++id) {
+    EXPECT_EQ(c.get(id).final_event.finish_reason, FinishReason::kLength) << id;
+    EXPECT_EQ(c.get(id).tokens.size(), 6u) << id;
+  }
+  // Nothing of the broken adapter stays resident (stats lag the final events by a step boundary).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (engine_->stats().running + engine_->stats().waiting > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(engine_->stats().running + engine_->stats().waiting, 0);
+  for (const std::string& name : engine_->resident_adapters()) EXPECT_NE(name, "broken");
+}
+
 }  // namespace
 }  // namespace quilt::engine

@@ -13,6 +13,7 @@
 #include "engine/backend/backend.h"
 #include "engine/backend/cuda/cuda_gemm.h"
 #include "engine/backend/cuda/cuda_handles.h"
+#include "engine/backend/cuda/lora_loader.h"
 #include "engine/backend/cuda/step_metadata.h"
 
 namespace quilt::engine::cuda {
@@ -39,6 +40,12 @@ class CudaBackend final : public Backend {
   Status write_lora_pages(std::span<const int32_t> pages, std::span<const float> data) override;
   Status write_lora_tables(std::span<const int32_t> page_indices,
                            std::span<const kernels::sgmv::LoraModuleRef> modules) override;
+  // Adapter loads on a copy stream of their own (lora_loader.h); the host never waits for them.
+  Result<uint64_t> start_lora_load(std::span<const int32_t> pages,
+                                   std::span<const float> data) override;
+  Status wait_lora_load(uint64_t id) override;
+  // Tests and metrics: copies, stream waits, staging waits so far (zeros before init_lora_pool).
+  LoraLoadStats lora_load_stats() const;
 
   Status begin_step(const StepLayout& layout) override;
   Status embedding(const Tensor& table, Tensor& out) override;
@@ -118,6 +125,8 @@ class CudaBackend final : public Backend {
   std::shared_ptr<DeviceMemory> page_indices_;  // int32
   std::shared_ptr<DeviceMemory> lora_modules_;  // LoraModuleRef [slots][layers][projections]
   int64_t num_modules_ = 0;
+  int64_t page_index_capacity_ = 0;             // page_indices_ holds at most this many
+  std::unique_ptr<LoraLoader> lora_loader_;     // after lora_pool_: freed first, its copies done
 };
 
 }  // namespace quilt::engine::cuda

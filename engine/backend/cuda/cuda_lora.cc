@@ -2,6 +2,7 @@
 // through kernels/sgmv.
 #include "engine/backend/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "engine/model/lora_weights.h"
@@ -14,61 +15,79 @@ using kernels::sgmv::LoraModuleRef;
 
 }  // namespace
 
+namespace {
+
+// The pinned staging ring of adapter loads: the pool's size up to this (larger adapters go
+// through it in chunks).
+constexpr size_t kMaxStagingRingBytes = size_t{64} << 20;
+
+}  // namespace
+
 Status CudaBackend::init_lora_pool(const LoraPoolShape& shape) {
   lora_shape_ = shape;
   QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamSynchronize(stream())));
+  lora_loader_.reset();  // waits for its copies into the old pool
   lora_pool_.reset();
   QUILT_ASSIGN_OR_RETURN(lora_pool_, DeviceMemory::create(static_cast<size_t>(shape.num_pages) *
                                                           shape.page_elems * dtype_size(dtype_)));
   QUILT_RETURN_IF_ERROR(
       QUILT_CUDA_STATUS(cudaMemsetAsync(lora_pool_->data(), 0, lora_pool_->bytes(), stream())));
+  QUILT_ASSIGN_OR_RETURN(
+      lora_loader_,
+      LoraLoader::create(lora_pool_->data(), shape.num_pages, shape.page_elems, dtype_, stream(),
+                         std::min(lora_pool_->bytes(), kMaxStagingRingBytes)));
   num_modules_ = static_cast<int64_t>(shape.max_slots) * shape.num_layers * kNumProjections;
   // Every module starts with rank 0: "this slot does not touch this projection".
   const std::vector<LoraModuleRef> empty(static_cast<size_t>(num_modules_),
                                          LoraModuleRef{0, 0.f, 0, 0});
   QUILT_RETURN_IF_ERROR(upload(empty.data(), empty.size() * sizeof(LoraModuleRef), lora_modules_));
-  const int32_t no_pages = 0;
-  return upload(&no_pages, sizeof(no_pages), page_indices_);
+  // Room for every page's index: the tables never need a bigger buffer (and never a free).
+  page_index_capacity_ = std::max<int64_t>(1, shape.num_pages);
+  const std::vector<int32_t> no_pages(static_cast<size_t>(page_index_capacity_), 0);
+  return upload(no_pages.data(), no_pages.size() * sizeof(int32_t), page_indices_);
 }
 
+Result<uint64_t> CudaBackend::start_lora_load(std::span<const int32_t> pages,
+                                              std::span<const float> data) {
+  if (lora_loader_ == nullptr) return Status::Internal("cuda backend: no lora pool");
+  return lora_loader_->start(pages, data);
+}
+
+Status CudaBackend::wait_lora_load(uint64_t id) {
+  if (lora_loader_ == nullptr) return Status::Internal("cuda backend: no lora pool");
+  return lora_loader_->wait(id);
+}
+
+LoraLoadStats CudaBackend::lora_load_stats() const {
+  return lora_loader_ ? lora_loader_->stats() : LoraLoadStats{};
+}
+
+// The synchronous load: the same copies, then the host waits for them (no stream wait needed:
+// they are complete before any later op is enqueued). Tests compare the two paths.
 Status CudaBackend::write_lora_pages(std::span<const int32_t> pages, std::span<const float> data) {
-  const int64_t pe = lora_shape_.page_elems;
-  if (lora_pool_ == nullptr || data.size() != pages.size() * static_cast<size_t>(pe)) {
-    return Status::Internal("cuda backend: lora page data does not fill its pages");
-  }
-  std::vector<uint16_t> converted(data.size());
-  if (dtype_ == DType::kF16) {
-    for (size_t i = 0; i < data.size(); ++i) {
-      const __half h = __float2half_rn(data[i]);
-      std::memcpy(&converted[i], &h, sizeof(h));
-    }
-  } else {
-    for (size_t i = 0; i < data.size(); ++i) {
-      const __nv_bfloat16 b = __float2bfloat16_rn(data[i]);
-      std::memcpy(&converted[i], &b, sizeof(b));
-    }
-  }
-  uint16_t* pool = static_cast<uint16_t*>(lora_pool_->data());
-  for (size_t i = 0; i < pages.size(); ++i) {
-    if (pages[i] < 0 || pages[i] >= lora_shape_.num_pages) {
-      return Status::Internal("cuda backend: lora page index out of range");
-    }
-    QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(
-        cudaMemcpyAsync(pool + pages[i] * pe, converted.data() + i * pe, pe * sizeof(uint16_t),
-                        cudaMemcpyHostToDevice, stream())));
-  }
-  // Adapter loads are synchronous for now (asynchronous loading from pinned memory is issue 9's
-  // item 3): `converted` must outlive the copies.
-  return QUILT_CUDA_STATUS(cudaStreamSynchronize(stream()));
+  if (lora_loader_ == nullptr) return Status::Internal("cuda backend: no lora pool");
+  QUILT_ASSIGN_OR_RETURN(uint64_t id, lora_loader_->start(pages, data));
+  return lora_loader_->finish(id);
 }
 
+// Both tables go up in one stream-ordered copy each from pinned staging: the steps before see the
+// old tables, the steps after the new ones, and the host does not wait.
 Status CudaBackend::write_lora_tables(std::span<const int32_t> page_indices,
                                       std::span<const LoraModuleRef> modules) {
-  if (static_cast<int64_t>(modules.size()) != num_modules_) {
-    return Status::Internal("cuda backend: lora module table has the wrong size");
+  if (static_cast<int64_t>(modules.size()) != num_modules_ || lora_loader_ == nullptr ||
+      static_cast<int64_t>(page_indices.size()) > page_index_capacity_) {
+    return Status::Internal("cuda backend: lora tables do not fit the pool");
   }
-  QUILT_RETURN_IF_ERROR(upload(page_indices.data(), page_indices.size_bytes(), page_indices_));
-  return upload(modules.data(), modules.size_bytes(), lora_modules_);
+  auto put = [&](const void* src, size_t bytes, DeviceMemory& dst) -> Status {
+    if (bytes == 0) return Status::OK();
+    QUILT_ASSIGN_OR_RETURN(void* staged, lora_loader_->stage(bytes));
+    std::memcpy(staged, src, bytes);
+    QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(
+        cudaMemcpyAsync(dst.data(), staged, bytes, cudaMemcpyHostToDevice, stream())));
+    return lora_loader_->commit_staged(stream());
+  };
+  QUILT_RETURN_IF_ERROR(put(page_indices.data(), page_indices.size_bytes(), *page_indices_));
+  return put(modules.data(), modules.size_bytes(), *lora_modules_);
 }
 
 template <typename T>
