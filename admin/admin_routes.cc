@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/memory.h"
 #include "gateway/auth.h"
 #include "gateway/http_server.h"
 #include "gateway/multipart.h"
@@ -190,7 +191,7 @@ void rollback_adapter(Platform& p, HttpRequest& req, Writer w) {
 
 }  // namespace
 
-void add_admin_routes(gateway::Router& router, Platform& p, const std::atomic<bool>& ready) {
+void add_admin_routes(gateway::Router& router, Platform& p) {
   // Every admin route checks the admin key first.
   auto admin = [&](const std::string& method, const std::string& path,
                    std::function<void(HttpRequest&, Writer)> h,
@@ -260,6 +261,9 @@ void add_admin_routes(gateway::Router& router, Platform& p, const std::atomic<bo
     if (!gateway::authenticate_metrics(p, req, *w)) return;
     w->send(200, "text/plain; version=0.0.4", p.metrics->render());
   });
+}
+
+void add_health_routes(gateway::Router& router, Platform& p, const std::atomic<bool>& ready) {
   router.add("GET", "/healthz", [](HttpRequest&, Writer w) { reply(*w, 200, {{"status", "ok"}}); });
   router.add("GET", "/readyz", [&ready, &p](HttpRequest&, Writer w) {
     if (ready && !p.draining) return reply(*w, 200, {{"status", "ready"}});
@@ -282,7 +286,9 @@ void add_engine_metrics(Platform& p) {
   m.describe("quilt_kv_blocks_in_use", "gauge", "KV cache blocks in use");
   m.describe("quilt_kv_blocks_total", "gauge", "KV cache blocks");
   m.describe("quilt_adapters_resident", "gauge", "Adapters resident per tier");
+  m.describe("quilt_process_resident_bytes", "gauge", "Resident memory of the server process");
   m.on_scrape([&p](Metrics& mm) {
+    mm.set("quilt_process_resident_bytes", {}, static_cast<double>(resident_bytes()));
     const engine::EngineStats s = p.engine->stats();
     mm.set("quilt_queue_depth", {}, s.waiting);
     mm.set("quilt_running_requests", {}, s.running);

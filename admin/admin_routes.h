@@ -8,8 +8,12 @@
 
 namespace quilt::admin {
 
-// `p` must outlive the router's use. /readyz answers 200 while `ready` is true.
-void add_admin_routes(gateway::Router& router, gateway::Platform& p, const std::atomic<bool>& ready);
+// The admin API and /metrics. `p` must outlive the router's use.
+void add_admin_routes(gateway::Router& router, gateway::Platform& p);
+
+// /healthz and /readyz (no auth): /readyz answers 200 while `ready` is true and the platform is
+// not draining. `p` and `ready` must outlive the router's use.
+void add_health_routes(gateway::Router& router, gateway::Platform& p, const std::atomic<bool>& ready);
 
 // Registers the scrape-time engine gauges (queue depth, batch size, KV pages, residency).
 void add_engine_metrics(gateway::Platform& p);

@@ -14,6 +14,7 @@
 #include "app/demo_model.h"
 #include "app/server.h"
 #include "common/files.h"
+#include "common/memory.h"
 
 namespace quilt::app {
 namespace {
@@ -63,6 +64,9 @@ std::string apply(ServeFlags& f, const std::string& key, const std::string& v) {
   else if (key == "read-timeout") { err = num(n); c.http.read_timeout = std::chrono::seconds(n); }
   else if (key == "idle-timeout") { err = num(n); c.http.idle_timeout = std::chrono::seconds(n); }
   else if (key == "max-connections") { err = num(n); c.http.max_connections = static_cast<int>(n); }
+  else if (key == "admin-port") { if ((err = num(n)).empty() && n > 65535) err = "admin-port: out of range"; c.admin_port = static_cast<int>(n); }
+  else if (key == "write-timeout") { if ((err = num(n)).empty() && n < 1) err = "write-timeout: must be at least 1"; c.http.write_timeout = std::chrono::seconds(n); }
+  else if (key == "max-send-buffer-bytes") { if ((err = num(n)).empty() && n < 4096) err = "max-send-buffer-bytes: must be at least 4096"; c.http.max_send_buffer_bytes = n; }
   else if (key == "drain-timeout") err = num(f.drain_timeout_s);
   else if (key == "kv-cache-mb") err = num(c.kv_cache_mb);
   else if (key == "host-cache-mb") err = num(c.host_cache_mb);
@@ -111,6 +115,7 @@ int fail(const std::string& what, const Status& s) {
 }  // namespace
 
 int serve_command(int argc, char** argv) {
+  tune_allocator();  // before any thread starts
   ServeFlags f;
   if (std::string err = parse_flags(argc, argv, f); !err.empty()) {
     std::fprintf(stderr, "quilt serve: %s\n", err.c_str());
@@ -140,14 +145,20 @@ int serve_command(int argc, char** argv) {
   }
   std::printf("quilt serving %s on http://%s:%u (device %s, data %s)\n", s.model_id().c_str(),
               config.http.host.c_str(), s.port(), config.device.c_str(), config.data_dir.c_str());
+  if (s.admin_port() != 0) {
+    std::printf("quilt admin, metrics and health on http://%s:%u\n", config.http.host.c_str(),
+                s.admin_port());
+  }
   std::fflush(stdout);
 
-  // Flush usage every few seconds until SIGTERM/SIGINT; then drain and exit 0.
+  // Every few seconds until SIGTERM/SIGINT: flush usage, give memory freed since back to the
+  // system (common/memory.h); then drain and exit 0.
   for (;;) {
     timespec period{5, 0};
     const int sig = sigtimedwait(&signals, nullptr, &period);
     if (sig == SIGTERM || sig == SIGINT) break;
     (void)s.flush_usage();
+    release_free_memory();
   }
   std::printf("quilt: draining\n");
   std::fflush(stdout);

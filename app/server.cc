@@ -29,6 +29,11 @@ double max_finite(engine::DType dtype) {
   return 3.4028234663852886e38;
 }
 
+// The admin listener serves operators and probers, a handful of connections: its own small
+// pool, so that it answers whatever the public port is going through.
+constexpr int kAdminThreads = 1;
+constexpr int kAdminMaxConnections = 256;
+
 }  // namespace
 
 Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
@@ -87,10 +92,23 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
 
   s->router_ = std::make_unique<gateway::Router>();
   gateway::add_openai_routes(*s->router_, p);
-  admin::add_admin_routes(*s->router_, p, s->ready_);
+  admin::add_health_routes(*s->router_, p, s->ready_);
   admin::add_engine_metrics(p);
   gateway::ServerOptions http = c.http;
   http.upload_dir = p.upload_dir;
+  if (c.admin_port >= 0) {
+    s->admin_router_ = std::make_unique<gateway::Router>();
+    admin::add_admin_routes(*s->admin_router_, p);
+    admin::add_health_routes(*s->admin_router_, p, s->ready_);
+    gateway::ServerOptions admin_http = http;
+    admin_http.port = static_cast<uint16_t>(c.admin_port);
+    admin_http.threads = kAdminThreads;
+    admin_http.max_connections = kAdminMaxConnections;
+    s->admin_http_ = std::make_unique<gateway::HttpServer>(admin_http, *s->admin_router_);
+    QUILT_RETURN_IF_ERROR(s->admin_http_->start().with_context("listen (admin port)"));
+  } else {
+    admin::add_admin_routes(*s->router_, p);
+  }
   s->http_ = std::make_unique<gateway::HttpServer>(http, *s->router_);
   QUILT_RETURN_IF_ERROR(s->http_->start().with_context("listen"));
   s->ready_ = true;
@@ -103,6 +121,8 @@ Status Server::stop(std::chrono::milliseconds drain) {
   platform_.draining = true;
   ready_ = false;
   if (http_) http_->stop(drain);
+  // The admin listener last: probers keep getting /readyz 503 while the public port drains.
+  if (admin_http_) admin_http_->stop(std::chrono::milliseconds(1000));
   blocking_.reset();  // uploads still being validated finish (their answers go nowhere now)
   // Requests that outlived the drain end here, while the limiter, metrics and usage they settle
   // into are alive; nothing reaches the engine after this.

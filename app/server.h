@@ -23,6 +23,10 @@ struct ServerConfig {
   std::optional<std::string> admin_key;  // from --admin-key-file or QUILT_ADMIN_KEY
   std::string metrics_key;  // --metrics-key: a scraper's key for /metrics (the admin key works too)
   gateway::ServerOptions http;
+  // --admin-port: the admin API, /metrics, /healthz and /readyz on a listener of their own (its
+  // own threads and connection limit), so a flood of the public port never starves a prober or
+  // an operator; the public port then serves no admin route and no /metrics. -1: none.
+  int admin_port = -1;
   int64_t kv_cache_mb = 256;
   int64_t host_cache_mb = 1024;
   std::chrono::seconds request_timeout{600};
@@ -38,6 +42,8 @@ class Server {
   ~Server();  // stop() if still running
 
   uint16_t port() const { return http_->port(); }
+  // The admin listener's port; 0 without --admin-port.
+  uint16_t admin_port() const { return admin_http_ ? admin_http_->port() : 0; }
   // The admin key generated at first start (to print once); empty when one was configured/stored.
   const std::string& generated_admin_key() const { return generated_admin_key_; }
   gateway::Platform& platform() { return platform_; }
@@ -66,7 +72,9 @@ class Server {
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<gateway::BlockingPool> blocking_;
   std::unique_ptr<gateway::Router> router_;
+  std::unique_ptr<gateway::Router> admin_router_;  // with --admin-port
   std::unique_ptr<gateway::HttpServer> http_;
+  std::unique_ptr<gateway::HttpServer> admin_http_;  // with --admin-port
   std::string generated_admin_key_;
   bool stopped_ = false;
 };

@@ -22,6 +22,13 @@ struct ServerOptions {
   std::chrono::seconds read_timeout{30};  // whole request (headers + body) must arrive within
   std::chrono::seconds idle_timeout{60};  // keep-alive connection with no request
   int max_connections = 4096;            // beyond: 503 and close
+  // Bytes of a stream queued for a client and not yet taken by its socket. A client that reads
+  // slower than its stream is produced is dropped (its request cancelled) past this bound, so a
+  // connection never holds more than this in the server's memory.
+  uint64_t max_send_buffer_bytes = 1u << 20;
+  // A write (at most max_send_buffer_bytes) that does not complete within this drops the client:
+  // one that stopped reading leaves before its stream's buffer is even full.
+  std::chrono::seconds write_timeout{30};
   std::filesystem::path upload_dir = std::filesystem::temp_directory_path();
 };
 

@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "gateway/error_response.h"
-#include "gateway/url_decode.h"
+#include "gateway/request_head.h"
 
 namespace quilt::gateway {
 
@@ -24,7 +24,6 @@ namespace {
 
 constexpr size_t kReadSize = 4096;             // first bytes of a request, and the watch read
 constexpr size_t kUploadChunk = 256 << 10;     // socket → file copy unit of kFile bodies
-constexpr size_t kMaxQueuedBytes = 32u << 20;  // a stream whose client reads slower is dropped
 constexpr size_t kMaxWriteBatch = 64;          // queue items gathered into one async_write
 constexpr auto kLinger = std::chrono::seconds(1);
 const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -174,29 +173,8 @@ void Session::on_header(beast::error_code ec, size_t /*n*/) {
   const auto& msg = header_parser_->get();
   version_ = msg.version() == 10 ? 10 : 11;
   keep_alive_ = msg.keep_alive();
-  request_.method = std::string(msg.method_string());
-  const std::string_view target(msg.target().data(), msg.target().size());
-  const size_t question = target.find('?');
-  request_.path = std::string(target.substr(0, question));
-  if (question != std::string_view::npos) request_.query = parse_query(target.substr(question + 1));
-  for (const auto& field : msg) {
-    std::string name(field.name_string());
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    auto [it, inserted] = request_.headers.emplace(std::move(name), std::string(field.value()));
-    if (!inserted) it->second += ", " + std::string(field.value());  // RFC 9110 list semantics
-  }
-  // Only "chunked" frames a request body here. Any other coding (gzip, "chunked, gzip") leaves
-  // the body's length unknown: reading it as empty would parse the body as the next request
-  // (request smuggling). RFC 9112 §6.3: answer 400 and close.
-  if (auto te = request_.headers.find("transfer-encoding"); te != request_.headers.end()) {
-    std::string_view v = te->second;
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    if (!beast::iequals(beast::string_view(v.data(), v.size()), "chunked")) {
-      return respond_error(Status::InvalidArgument("Transfer-Encoding '" + te->second +
-                                                   "' is not supported: only chunked"),
-                           true);
-    }
+  if (Status head = read_request_head(msg.base(), request_); !head.ok()) {
+    return respond_error(head, true);
   }
   // A connection opened during the drain gets an answer only from the health routes: load
   // balancers must see /readyz say 503, not a refused connection.
@@ -404,7 +382,11 @@ void Session::writer_start_stream(uint64_t exchange, int status, const std::stri
 
 void Session::writer_chunk(uint64_t exchange, std::string data) {
   if (!answerable(exchange) || !streaming_ || data.empty()) return;  // "0\r\n" would end it
-  if (queued_bytes_ + data.size() > kMaxQueuedBytes) return close_now();
+  if (queued_bytes_ + data.size() > state_->options.max_send_buffer_bytes) {
+    // The client reads slower than its stream is produced: drop it rather than buffer without
+    // bound. close_now() reports the disconnect, which cancels the request in the engine.
+    return close_now();
+  }
   if (!chunked_) return queue_write(std::move(data));
   char size_line[24];
   const int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", data.size());
@@ -458,7 +440,7 @@ void Session::do_write() {
   writing_items_ = write_buffers_.size();
   writing_ = true;
   // A client that stops reading for this long is treated as gone.
-  stream_.expires_after(state_->options.idle_timeout);
+  stream_.expires_after(state_->options.write_timeout);
   net::async_write(stream_, write_buffers_,
                    beast::bind_front_handler(&Session::on_write, shared_from_this()));
 }
