@@ -8,6 +8,8 @@
 #   scripts/gpu-check.sh --sim [--build-dir DIR] [OUT]   the same sequence on the CPU through the
 #                                                         CUDA simulator, small shapes (build dir
 #                                                         build-sim-check)
+#   --platform   also the whole server (needs RocksDB and Boost): its device tests (quilt serve on
+#                cuda) join; CI passes it, a GPU machine without RocksDB leaves it out
 #
 # OUT defaults to bench/results/gpu-check-<UTC date>[-sim]/. Every step runs even when an earlier
 # one failed (a step whose inputs are missing fails fast); the exit status is 1 if any step failed.
@@ -17,11 +19,13 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 SIM=0
+PLATFORM=OFF
 BUILD=""
 OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --sim) SIM=1 ;;
+    --platform) PLATFORM=ON ;;
     --build-dir) BUILD=$2; shift ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
@@ -35,6 +39,7 @@ if [ "$SIM" = 1 ]; then
   BUILD=${BUILD:-build-sim-check}
   OUT=${OUT:-bench/results/gpu-check-$DATE-sim}
   BUDGET_S=580
+  [ "$PLATFORM" = ON ] && BUDGET_S=1080  # the server's build on 2 cores
   CMAKE_MODE=(-DQUILT_CUDA_SIM=ON)
   BENCH_ARGS=(--sim)
   MODE="simulator"
@@ -42,6 +47,7 @@ else
   BUILD=${BUILD:-build-gpu}
   OUT=${OUT:-bench/results/gpu-check-$DATE}
   BUDGET_S=470
+  [ "$PLATFORM" = ON ] && BUDGET_S=700
   CMAKE_MODE=(-DQUILT_CUDA=ON)
   if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
     CMAKE_MODE+=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)
@@ -116,18 +122,18 @@ if [ "$SIM" = 0 ]; then
 fi
 
 # ---- configure and build only what the check runs ----
-step configure 120 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DQUILT_PLATFORM=OFF \
+step configure 120 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DQUILT_PLATFORM=$PLATFORM \
   -DQUILT_TESTS=ON -DQUILT_BENCH=ON "${CMAKE_MODE[@]}"
 # Every kernels and engine test binary the configuration has (<folder>_device_tests exist only
 # where there are device tests; kernels_device_tests must).
 TEST_BINS=()
-for bin in kernels_device_tests engine_device_tests kernels_tests engine_tests; do
+for bin in kernels_device_tests engine_device_tests platform_device_tests kernels_tests engine_tests; do
   if [ -d "$BUILD/tests/CMakeFiles/$bin.dir" ] || [ "$bin" = kernels_device_tests ]; then
     TEST_BINS+=("$bin")
   fi
 done
 declare -A BUILT  # target -> ok | FAIL: a stale binary from an earlier build is never run
-for target in "${TEST_BINS[@]}" lora_bench; do
+for target in "${TEST_BINS[@]}" lora_bench quilt; do
   step "build $target" 400 cmake --build "$BUILD" -j "$JOBS" --target "$target"
   BUILT[$target]=$LAST_STATUS
 done
@@ -198,6 +204,15 @@ EOF
 for bin in "${TEST_BINS[@]}"; do
   run_tests "$bin" 420
 done
+# The quilt binary on the device (CTest's app.* device tests: quilt generate --device cuda).
+if [ "${BUILT[quilt]}" = ok ]; then
+  step "test quilt generate --device cuda" 300 ctest --test-dir "$BUILD" -L device -R '^app\.' \
+    --output-on-failure --no-tests=error
+  note "$(grep -Eo '[0-9]+% tests passed.*' "$OUT/logs/test quilt generate --device cuda.log" 2>/dev/null |
+          head -1)"
+else
+  skip "test quilt generate --device cuda" "the quilt build failed"
+fi
 
 # ---- benchmark: the LoRA op against cuBLAS baselines and a device copy ----
 rm -f "$OUT/lora_bench.csv" "$OUT/lora_bench.md"

@@ -13,7 +13,7 @@ else
 fi
 if quilt_has_cuda_toolkit; then
   # The same device tests and the GPU check's benchmarks, through the simulator.
-  scripts/gpu-check.sh --sim build-sim-check/report
+  scripts/gpu-check.sh --sim --platform build-sim-check/report
 else
   echo "quilt: no CUDA toolkit (/usr/local/cuda): device code neither built nor simulated" >&2
 fi
