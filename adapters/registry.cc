@@ -43,8 +43,8 @@ struct AdapterRegistry::Entry {
 };
 
 struct AdapterRegistry::PendingLoad {
-  std::promise<Result<WeightsPtr>> promise;
-  std::shared_future<Result<WeightsPtr>> future = promise.get_future().share();
+  // Guarded by the registry's mu_: called once with the load's result, outside the lock.
+  std::vector<std::function<void(const Result<WeightsPtr>&)>> waiters;
 };
 
 namespace {
@@ -72,7 +72,9 @@ std::optional<std::pair<std::string, int64_t>> parse_ref(const std::string& ref)
 
 AdapterRegistry::AdapterRegistry(storage::Database& db, const engine::ModelConfig& model,
                                  int64_t cache_bytes)
-    : db_(db), model_(model), cache_bytes_(std::max<int64_t>(cache_bytes, 0)) {}
+    : db_(db), model_(model), cache_bytes_(std::max<int64_t>(cache_bytes, 0)) {
+  for (int i = 0; i < kLoaderThreads; ++i) loaders_.emplace_back([this] { run_loader(); });
+}
 
 namespace {
 
@@ -313,61 +315,161 @@ Status AdapterRegistry::evict(const std::string& name) {
 
 Result<ResolvedAdapter> AdapterRegistry::resolve(const std::string& ref,
                                                  const std::string& tenant_id) {
+  std::promise<Result<ResolvedAdapter>> answer;
+  std::future<Result<ResolvedAdapter>> future = answer.get_future();
+  resolve_async(ref, tenant_id, [&answer](Result<ResolvedAdapter> r) {
+    answer.set_value(std::move(r));
+  });
+  return future.get();
+}
+
+void AdapterRegistry::resolve_async(const std::string& ref, const std::string& tenant_id,
+                                    ResolveCallback done) {
   const auto parsed = parse_ref(ref);
-  if (!parsed) return not_found(ref);
+  if (!parsed) return done(not_found(ref));
   const auto& [name, wanted] = *parsed;
 
   ResolvedAdapter out;
   out.name = name;
   AdapterVersion version;
   uint64_t incarnation = 0;
-  std::shared_ptr<PendingLoad> load;
   bool loader = false;
   {
     std::lock_guard lock(mu_);
     auto e = find_committed_locked(name);
     // One answer for "missing" and "not yours", so names never leak across tenants.
-    if (!e || !(e->shared || e->owner == tenant_id)) return not_found(ref);
+    if (!e || !(e->shared || e->owner == tenant_id)) return done(not_found(ref));
     const AdapterVersion* v = e->find_version(wanted == 0 ? e->live_version : wanted);
-    if (v == nullptr) return not_found(ref);
+    if (v == nullptr) return done(not_found(ref));
     out.version = v->version;
-    if ((out.weights = cache_get_locked({name, out.version}))) return out;
-    version = *v;
-    incarnation = e->incarnation;
-    auto& slot = loading_[{incarnation, out.version}];
-    if (!slot) {
-      slot = std::make_shared<PendingLoad>();
-      loader = true;
-    }
-    load = slot;
-  }
-
-  if (loader) {
-    // Reading and parsing run unlocked; resolvers of the same version wait on `load` instead of
-    // each reading it again.
-    Result<WeightsPtr> r = Status::Internal("adapter '" + name + "': load failed");
-    try {
-      r = store::load_version(db_, model_, name, version);
-    } catch (const std::exception& ex) {
-      r = Status::Internal("adapter '" + name + "': load failed: " + ex.what());
-    }
-    {
-      std::lock_guard lock(mu_);
-      loading_.erase({incarnation, out.version});
-      auto it = entries_.find(name);
-      const bool current = it != entries_.end() && it->second->incarnation == incarnation;
-      if (r.ok() && current) {
-        cache_put_locked({name, out.version}, *r);
-      } else if (!r.ok() && !current) {
-        r = not_found(ref);  // removed while we read it: its chunks may be half gone
+    if ((out.weights = cache_get_locked({name, out.version}))) {
+      // Hot: answered here. The lock is not held across the callback below.
+    } else {
+      version = *v;
+      incarnation = e->incarnation;
+      auto& slot = loading_[{incarnation, out.version}];
+      if (!slot) {
+        slot = std::make_shared<PendingLoad>();
+        loader = true;
       }
+      // Everyone asking for this version while it loads waits on the one read.
+      slot->waiters.push_back([out, ref, done](const Result<WeightsPtr>& r) mutable {
+        if (!r.ok()) return done(r.status());
+        out.weights = *r;
+        done(std::move(out));
+      });
     }
-    load->promise.set_value(r);
   }
-  const Result<WeightsPtr>& r = load->future.get();
-  if (!r.ok()) return r.status();
-  out.weights = *r;
-  return out;
+  if (out.weights) return done(std::move(out));
+  if (!loader) return;
+  bool queued = false;
+  {
+    std::lock_guard lock(jobs_mu_);
+    if (!draining_) {
+      jobs_.push_back([this, name = name, version, incarnation] {
+        load(name, version, incarnation);
+      });
+      queued = true;
+    }
+  }
+  if (queued) {
+    jobs_cv_.notify_one();
+    return;
+  }
+  // Draining: nobody may wait for a load that will never run.
+  std::vector<std::function<void(const Result<WeightsPtr>&)>> waiters;
+  {
+    std::lock_guard lock(mu_);
+    auto it = loading_.find({incarnation, out.version});
+    if (it != loading_.end()) {
+      waiters.swap(it->second->waiters);
+      loading_.erase(it);
+    }
+  }
+  const Result<WeightsPtr> refused = Status::Unavailable("the server is shutting down");
+  for (auto& w : waiters) w(refused);
+}
+
+void AdapterRegistry::load(const std::string& name, AdapterVersion version, uint64_t incarnation) {
+  std::function<void()> hook;
+  {
+    std::lock_guard lock(mu_);
+    hook = storage_read_hook_;
+  }
+  if (hook) hook();
+  // Reading and converting (safetensors → the engine's float layout) run here, unlocked.
+  Result<WeightsPtr> r = Status::Internal("adapter '" + name + "': load failed");
+  try {
+    r = store::load_version(db_, model_, name, version);
+  } catch (const std::exception& ex) {
+    r = Status::Internal("adapter '" + name + "': load failed: " + ex.what());
+  }
+  std::vector<std::function<void(const Result<WeightsPtr>&)>> waiters;
+  {
+    std::lock_guard lock(mu_);
+    auto pending = loading_.find({incarnation, version.version});
+    if (pending != loading_.end()) {
+      waiters.swap(pending->second->waiters);
+      loading_.erase(pending);
+    }
+    auto it = entries_.find(name);
+    const bool current = it != entries_.end() && it->second->incarnation == incarnation;
+    if (r.ok() && current) {
+      cache_put_locked({name, version.version}, *r);
+    } else if (!r.ok() && !current) {
+      r = not_found(name);  // removed while we read it: its chunks may be half gone
+    }
+  }
+  for (auto& w : waiters) w(r);
+}
+
+void AdapterRegistry::run_loader() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock lock(jobs_mu_);
+      jobs_cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, nothing left
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+      ++running_jobs_;
+    }
+    job();
+    {
+      std::lock_guard lock(jobs_mu_);
+      --running_jobs_;
+    }
+    jobs_cv_.notify_all();
+  }
+}
+
+void AdapterRegistry::drain() {
+  std::unique_lock lock(jobs_mu_);
+  draining_ = true;
+  jobs_cv_.wait(lock, [&] { return jobs_.empty() && running_jobs_ == 0; });
+}
+
+AdapterRegistry::~AdapterRegistry() {
+  drain();
+  {
+    std::lock_guard lock(jobs_mu_);
+    stopping_ = true;
+  }
+  jobs_cv_.notify_all();
+  for (std::thread& t : loaders_) t.join();
+}
+
+void AdapterRegistry::set_storage_read_hook(std::function<void()> hook) {
+  std::lock_guard lock(mu_);
+  storage_read_hook_ = std::move(hook);
+}
+
+bool AdapterRegistry::on_loader_thread() const {
+  const auto me = std::this_thread::get_id();
+  for (const std::thread& t : loaders_) {
+    if (t.get_id() == me) return true;
+  }
+  return false;
 }
 
 std::shared_ptr<AdapterRegistry::Entry> AdapterRegistry::find_committed_locked(

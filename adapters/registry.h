@@ -1,14 +1,18 @@
 // The adapter registry: names, versions, owners, visibility, the live version, hot deploys.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -53,8 +57,15 @@ struct AdapterLimits {
 };
 
 // Thread-safe. Uploads validate and persist outside the lock, so they never stall resolve().
+// Cold adapters are read from storage and converted to the engine's layout on the registry's own
+// loader threads, never on the thread that asks (resolve_async).
 class AdapterRegistry {
  public:
+  using ResolveCallback = std::function<void(Result<ResolvedAdapter>)>;
+  static constexpr int kLoaderThreads = 2;
+
+  ~AdapterRegistry();  // drain(), then the loader threads join
+
   // Loads all metadata (not weights). `db` must outlive the registry. host_cache_bytes bounds
   // the weights kept in memory (LRU; what requests hold stays alive through their shared_ptr).
   static Result<std::unique_ptr<AdapterRegistry>> open(storage::Database& db,
@@ -83,8 +94,22 @@ class AdapterRegistry {
 
   // "name" (the live version) or "name@N", for a tenant: NotFound (same message whether it does
   // not exist or the tenant may not use it) unless it is the tenant's own or shared.
-  // Loads weights from storage into the host cache when needed.
+  // Loads weights from storage into the host cache when needed; blocks meanwhile (for callers
+  // that may wait: CLI, tests. Never call it from a ResolveCallback).
   Result<ResolvedAdapter> resolve(const std::string& ref, const std::string& tenant_id);
+  // resolve() for threads that must not block (the gateway's I/O threads). `done` runs exactly
+  // once: right here when the answer needs no storage read (cached weights, a bad reference),
+  // else on a loader thread once the weights are read and converted there. After drain() a cold
+  // load is refused (Unavailable).
+  void resolve_async(const std::string& ref, const std::string& tenant_id, ResolveCallback done);
+  // Refuses new cold loads and waits for those queued or running, callbacks included: after it
+  // returns no callback touches what it captured (the server calls it before freeing the engine).
+  void drain();
+
+  // Test hook: runs on the thread that reads a version from storage, just before the read.
+  void set_storage_read_hook(std::function<void()> hook);
+  // True on one of this registry's loader threads.
+  bool on_loader_thread() const;
   // Adapters a tenant may use (its own and the shared ones).
   std::vector<AdapterInfo> visible_to(const std::string& tenant_id) const;
 
@@ -99,6 +124,9 @@ class AdapterRegistry {
   };
 
   AdapterRegistry(storage::Database& db, const engine::ModelConfig& model, int64_t cache_bytes);
+  void run_loader();
+  // Reads and converts one version (a loader thread), then answers everyone waiting on it.
+  void load(const std::string& name, AdapterVersion version, uint64_t incarnation);
 
   // The helpers below need mu_ held.
   // The entry of `name` when it has a committed version, else nullptr.
@@ -123,6 +151,16 @@ class AdapterRegistry {
   // load begun before a remove is never joined by a resolve of a re-uploaded adapter.
   std::map<std::pair<uint64_t, int64_t>, std::shared_ptr<PendingLoad>> loading_;  // guarded by mu_
   uint64_t next_incarnation_ = 1;                                                 // guarded by mu_
+  std::function<void()> storage_read_hook_;                                       // guarded by mu_
+
+  // The loader threads and their queue (jobs_mu_ is never held with mu_).
+  std::mutex jobs_mu_;
+  std::condition_variable jobs_cv_;
+  std::deque<std::function<void()>> jobs_;  // guarded by jobs_mu_
+  int running_jobs_ = 0;                    // guarded by jobs_mu_
+  bool draining_ = false;                   // guarded by jobs_mu_
+  bool stopping_ = false;                   // guarded by jobs_mu_
+  std::vector<std::thread> loaders_;        // constant after construction
 };
 
 }  // namespace quilt::adapters

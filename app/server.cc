@@ -124,6 +124,8 @@ Status Server::stop(std::chrono::milliseconds drain) {
   // The admin listener last: probers keep getting /readyz 503 while the public port drains.
   if (admin_http_) admin_http_->stop(std::chrono::milliseconds(1000));
   blocking_.reset();  // uploads still being validated finish (their answers go nowhere now)
+  // Cold adapter loads still running finish, and their requests reach the engine, before it goes.
+  if (registry_) registry_->drain();
   // Requests that outlived the drain end here, while the limiter, metrics and usage they settle
   // into are alive; nothing reaches the engine after this.
   engine_.reset();

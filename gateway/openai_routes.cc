@@ -74,6 +74,37 @@ Result<std::vector<int32_t>> prompt_tokens(Platform& p, const CompletionRequest&
   return r.prompt_ids;
 }
 
+// The part of a completion after its adapter is known: tokenize, bound, admit, submit. Runs on
+// the I/O thread for the base model and hot adapters, on a registry loader thread after a cold
+// adapter was read from storage there (ResponseWriter and the platform are thread-safe).
+void continue_completion(Platform& p, bool chat, CompletionRequest r, CompletionCall::Setup setup,
+                         tenants::Tenant tenant, std::shared_ptr<ResponseWriter> w) {
+  Result<std::vector<int32_t>> ids = prompt_tokens(p, r, &setup.prompt_text);
+  if (!ids.ok()) return send_error(*w, ids.status(), chat ? "messages" : "prompt");
+  setup.prompt_ids = std::move(ids).value();
+  if (setup.prompt_ids.empty()) return send_error(*w, Status::InvalidArgument("prompt: must not be empty"), "prompt");
+  const int64_t context = p.engine->config().max_position_embeddings;
+  const int64_t room = context - static_cast<int64_t>(setup.prompt_ids.size());
+  if (room < 1) {
+    return send_error(*w, Status::InvalidArgument("prompt: " + std::to_string(setup.prompt_ids.size()) +
+                                                  " tokens leave no room in the model's context of " +
+                                                  std::to_string(context)), "prompt");
+  }
+  // Chat without max_tokens may use the rest of the context, as OpenAI's API does.
+  if (chat && !r.max_tokens_given) r.sampling.max_tokens = static_cast<int32_t>(room);
+
+  setup.reserved_tokens = (static_cast<int64_t>(setup.prompt_ids.size()) + r.sampling.max_tokens) * r.n;
+  tenants::Limiter::Decision d = p.limiter->admit(tenant.id, tenant.limits, setup.reserved_tokens);
+  if (!d.admitted) {
+    return send_error(*w, 429, "tenant over its limit: " + d.reason, "rate_limit_error", "",
+                      {{"Retry-After", std::to_string(d.retry_after_s)}});
+  }
+  setup.request = std::move(r);
+  setup.tenant = std::move(tenant);
+  auto call = std::make_shared<CompletionCall>(p, std::move(w), std::move(setup));
+  call->start();
+}
+
 void handle_completion(Platform& p, bool chat, HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   auto tenant = authenticate_tenant(p, req, *w);
   if (!tenant) return;
@@ -95,37 +126,27 @@ void handle_completion(Platform& p, bool chat, HttpRequest& req, std::shared_ptr
   }
   if (ref == p.model_id) {
     setup.model_name = p.model_id;
-  } else {
-    Result<adapters::ResolvedAdapter> resolved = p.registry->resolve(ref, tenant->id);
-    if (!resolved.ok()) return send_error(*w, resolved.status(), "model");
-    setup.adapter = std::move(resolved).value();
-    setup.model_name = ref;
+    return continue_completion(p, chat, std::move(r), std::move(setup), std::move(*tenant), std::move(w));
   }
-
-  Result<std::vector<int32_t>> ids = prompt_tokens(p, r, &setup.prompt_text);
-  if (!ids.ok()) return send_error(*w, ids.status(), chat ? "messages" : "prompt");
-  setup.prompt_ids = std::move(ids).value();
-  if (setup.prompt_ids.empty()) return send_error(*w, Status::InvalidArgument("prompt: must not be empty"), "prompt");
-  const int64_t context = p.engine->config().max_position_embeddings;
-  const int64_t room = context - static_cast<int64_t>(setup.prompt_ids.size());
-  if (room < 1) {
-    return send_error(*w, Status::InvalidArgument("prompt: " + std::to_string(setup.prompt_ids.size()) +
-                                                  " tokens leave no room in the model's context of " +
-                                                  std::to_string(context)), "prompt");
-  }
-  // Chat without max_tokens may use the rest of the context, as OpenAI's API does.
-  if (chat && !r.max_tokens_given) r.sampling.max_tokens = static_cast<int32_t>(room);
-
-  setup.reserved_tokens = (static_cast<int64_t>(setup.prompt_ids.size()) + r.sampling.max_tokens) * r.n;
-  tenants::Limiter::Decision d = p.limiter->admit(tenant->id, tenant->limits, setup.reserved_tokens);
-  if (!d.admitted) {
-    return send_error(*w, 429, "tenant over its limit: " + d.reason, "rate_limit_error", "",
-                      {{"Retry-After", std::to_string(d.retry_after_s)}});
-  }
-  setup.request = std::move(r);
-  setup.tenant = std::move(*tenant);
-  auto call = std::make_shared<CompletionCall>(p, std::move(w), std::move(setup));
-  call->start();
+  // A cold adapter is read from storage and converted on a registry loader thread, never on this
+  // I/O thread; the request goes on from there.
+  struct Pending {
+    CompletionRequest request;
+    CompletionCall::Setup setup;
+    tenants::Tenant tenant;
+    std::shared_ptr<ResponseWriter> writer;
+  };
+  const std::string tenant_id = tenant->id;
+  auto pending = std::make_shared<Pending>(
+      Pending{std::move(r), std::move(setup), std::move(*tenant), std::move(w)});
+  p.registry->resolve_async(
+      ref, tenant_id, [&p, chat, ref, pending](Result<adapters::ResolvedAdapter> resolved) {
+        if (!resolved.ok()) return send_error(*pending->writer, resolved.status(), "model");
+        pending->setup.adapter = std::move(resolved).value();
+        pending->setup.model_name = ref;
+        continue_completion(p, chat, std::move(pending->request), std::move(pending->setup),
+                            std::move(pending->tenant), std::move(pending->writer));
+      });
 }
 
 }  // namespace

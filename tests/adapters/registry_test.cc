@@ -8,6 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <future>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "adapters/peft_adapter.h"
@@ -515,6 +518,79 @@ TEST_F(RegistryTest, ResolveIsNotBlockedByADeploy) {
       << "deploy took "
       << std::chrono::duration_cast<std::chrono::milliseconds>(deploy_time).count() << " ms";
   EXPECT_EQ(reg_->info("big")->live_version, 1);
+}
+
+}  // namespace
+}  // namespace quilt::adapters
+
+namespace quilt::adapters {
+namespace {
+
+// Issue 9, item 3: a cold adapter is read from RocksDB and converted on a registry loader thread,
+// never on the thread that asked (the gateway's I/O thread); a hot one is answered at once.
+TEST_F(RegistryTest, ColdAdaptersLoadOnALoaderThreadNeverOnTheCaller) {
+  deploy("bot", "t1", "sql-writer");
+  ASSERT_TRUE(reg_->evict("bot").ok());
+  std::mutex mu;
+  std::vector<std::thread::id> readers;
+  std::vector<bool> on_loader;
+  reg_->set_storage_read_hook([&] {
+    std::lock_guard lock(mu);
+    readers.push_back(std::this_thread::get_id());
+    on_loader.push_back(reg_->on_loader_thread());
+  });
+
+  const std::thread::id caller = std::this_thread::get_id();
+  std::promise<std::pair<Result<ResolvedAdapter>, std::thread::id>> answered;
+  reg_->resolve_async("bot", "t1", [&](Result<ResolvedAdapter> r) {
+    answered.set_value({std::move(r), std::this_thread::get_id()});
+  });
+  auto [cold, cold_thread] = answered.get_future().get();
+  ASSERT_TRUE(cold.ok()) << cold.status().message();
+  ASSERT_NE(cold->weights, nullptr);
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(readers.size(), 1u);  // one storage read, on a loader thread
+    EXPECT_NE(readers[0], caller);
+    EXPECT_TRUE(on_loader[0]);
+  }
+  EXPECT_NE(cold_thread, caller);  // the request goes on from the loader thread
+
+  // Hot now: answered on the caller's thread, with no storage read.
+  std::optional<std::thread::id> hot_thread;
+  reg_->resolve_async("bot", "t1", [&](Result<ResolvedAdapter> r) {
+    EXPECT_TRUE(r.ok());
+    EXPECT_EQ(r->weights, cold->weights);
+    hot_thread = std::this_thread::get_id();
+  });
+  ASSERT_TRUE(hot_thread.has_value());
+  EXPECT_EQ(*hot_thread, caller);
+  // A missing name never reaches storage either.
+  bool missing = false;
+  reg_->resolve_async("nope", "t1", [&](Result<ResolvedAdapter> r) {
+    missing = r.status().IsNotFound();
+  });
+  EXPECT_TRUE(missing);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(readers.size(), 1u);
+}
+
+TEST_F(RegistryTest, DrainFinishesLoadsInFlightAndRefusesNewColdOnes) {
+  deploy("bot", "t1", "sql-writer");
+  deploy("helper", "t1", "support-bot");
+  ASSERT_TRUE(reg_->evict("bot").ok());
+  ASSERT_TRUE(reg_->evict("helper").ok());
+  std::atomic<bool> answered{false};
+  reg_->resolve_async("bot", "t1", [&](Result<ResolvedAdapter> r) {
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    answered = true;
+  });
+  reg_->drain();
+  EXPECT_TRUE(answered);  // drain() returned only after the callback ran
+  Status refused;
+  reg_->resolve_async("helper", "t1", [&](Result<ResolvedAdapter> r) { refused = r.status(); });
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(reg_->resolve("bot", "t1").ok());  // hot: still answered
 }
 
 }  // namespace

@@ -168,9 +168,11 @@ Result<uint64_t> LoraLoader::start(std::span<const int32_t> pages, std::span<con
     for (size_t i = 0; i < n;) {
       size_t j = i + 1;
       while (j < n && pages[first + j] == pages[first + j - 1] + 1) ++j;
-      QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaMemcpyAsync(
-          pool_ + static_cast<size_t>(pages[first + i]) * pe, staging + i * pe, (j - i) * page_bytes,
-          cudaMemcpyHostToDevice, copy_stream_.get())));
+      uint16_t* dst = pool_ + static_cast<size_t>(pages[first + i]) * pe;
+      QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaMemcpyAsync(dst, staging + i * pe,
+                                                              (j - i) * page_bytes,
+                                                              cudaMemcpyHostToDevice,
+                                                              copy_stream_.get())));
       ++stats_.copies;
       i = j;
     }
