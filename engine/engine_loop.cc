@@ -34,7 +34,6 @@ bool is_eos(const ModelConfig& cfg, int32_t token) {
 // Runs the model over one planned step and hands each sampled token to its request.
 void Engine::run_step(StepPlan& plan) {
   Core& core = *core_;
-  Scheduler& scheduler = *core.scheduler;
   const auto started = std::chrono::steady_clock::now();
   // The first step that reads an adapter is ordered after its load here (on cuda the stream
   // waits, the host does not); a load that failed ends only the requests of that adapter.
