@@ -338,7 +338,7 @@ class RoundingBackend final : public Backend {
   }
   Status rope(const RopeTable& table, int64_t head_dim, Tensor& q, Tensor& k) override {
     const Status s = inner_.rope(table, head_dim, q, k);
-    after(s, kQkv, q);
+    if (Status r = after(s, kQkv, q); !r.ok()) return r;
     return after(s, kQkv, k);
   }
   Status kv_store(int32_t layer, const Tensor& k, const Tensor& v) override {
