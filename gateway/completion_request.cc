@@ -98,8 +98,10 @@ Status parse_messages(Parser& p, CompletionRequest& r) {
     if (!content.is_array()) continue;
     std::string text;
     for (const json& part : content) {
-      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-          !part["text"].is_string()) {
+      // value("type", "") would throw on a non-string type: test the kind first.
+      const auto type = part.is_object() ? part.find("type") : part.end();
+      if (!part.is_object() || type == part.end() || !type->is_string() || *type != "text" ||
+          !part.contains("text") || !part["text"].is_string()) {
         return p.fail("messages[" + std::to_string(i) + "].content", "only text parts are supported");
       }
       text += part["text"].get<std::string>();
