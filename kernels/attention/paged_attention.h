@@ -4,7 +4,15 @@
 // Query token t of sequence s (q_start ≤ t < q_start + q_len) sits at position
 // ctx_len - q_len + (t - q_start) and attends to positions [0, that] of s: with chunked prefill the
 // earlier chunks are already cached, and this step's own tokens have been stored by kv_store.
-// Softmax in float32 with the running-max (online) form; out = Σ softmax(q·k / √d) · v.
+// Softmax in float32 with the running-max (online) form; out = Σ softmax(score) · v, where
+// score = scale · q·k, or softcap · tanh(scale · q·k / softcap) with soft-capping (Gemma 2).
+// With a sliding window w, the query at position p sees only positions j with p - j < w: the
+// others are never read, so a long context costs what the window costs.
+//
+// Split-K ("flash-decoding"): for long contexts the visible span of every query is cut into
+// num_partitions pieces, each scored by a block of its own into float32 partial results (the
+// running max m, the sum l and the unnormalized Σ exp(s - m) · v), which a second kernel merges.
+// plan_split() says when and how far to split.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -37,15 +45,42 @@ struct PagedAttentionParams {
   int32_t num_kv_heads;  // divides num_heads
   int32_t head_dim;
   int32_t block_size;
-  float scale;       // 1 / sqrt(head_dim)
+  float scale;       // softmax scale, > 0 (Llama's: 1 / sqrt(head_dim))
   int64_t q_stride;  // ≥ num_heads * head_dim: q may be the head of one fused q/k/v row
+  float softcap = 0.f;          // > 0: scores are soft-capped at ±softcap before the softmax
+  int32_t sliding_window = 0;   // > 0: the window; 0: the whole causal context
+  // Split-K: 1 (no split, no workspace) or a plan_split() result with its workspace.
+  int32_t num_partitions = 1;
+  int32_t partition_size = 0;   // positions per partition, a multiple of kAttentionChunk
+  float* partial_acc = nullptr;  // [num_tokens, num_heads, num_partitions, head_dim], float32
+  float* partial_ml = nullptr;   // [num_tokens, num_heads, num_partitions, 2] (m, l), float32
 };
 
 // Heads sharing one KV head times head_dim may not exceed this (8 × 128: Llama-3-70B's GQA).
 inline constexpr int kMaxGroupWidth = 1024;
 
-// One block per (query token, KV head): the group of query heads reading that KV head share each
-// K/V row it loads. Enqueues on `stream`; returns the launch's error. Thread-safe.
+// Positions one block scores per pass; partitions are multiples of it.
+inline constexpr int kAttentionChunk = 128;
+// Spans up to this many positions are not split: one block per (token, KV head) suffices.
+inline constexpr int32_t kSplitMinSpan = 1024;
+inline constexpr int32_t kMinPartition = 512;
+inline constexpr int32_t kMaxPartitions = 64;
+
+struct SplitPlan {
+  int32_t num_partitions = 1;
+  int32_t partition_size = 0;
+  int64_t workspace_floats = 0;  // partial_acc then partial_ml, 0 without a split
+};
+
+// How to split a step whose longest visible span (context, or the window where it is shorter) is
+// max_span positions: none up to kSplitMinSpan; else pieces of at least kMinPartition positions,
+// at most kMaxPartitions of them, and no more than a workspace of max_workspace_floats allows.
+SplitPlan plan_split(int32_t max_span, int64_t num_tokens, int32_t num_heads, int32_t head_dim,
+                     int64_t max_workspace_floats);
+
+// One block per (query token, KV head, partition): the group of query heads reading that KV head
+// share each K/V row it loads; with a split, a second launch merges the partitions. Enqueues on
+// `stream`; returns the launch's error. Thread-safe.
 template <typename T>
 cudaError_t paged_attention_cuda(const PagedAttentionParams<T>& p, cudaStream_t stream);
 

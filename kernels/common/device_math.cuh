@@ -13,9 +13,10 @@ inline constexpr int kWarpSize = 32;
 
 __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ __nv_bfloat16 to_bf16(float v) { return __float2bfloat16_rn(v); }
 
-// Round-to-nearest float to the kernel's storage type T (__nv_bfloat16 or __half).
+// Round-to-nearest float to the kernel's storage type T (__nv_bfloat16 or __half; float: as is).
 template <typename T>
 __device__ __forceinline__ T from_float(float v);
 template <>
@@ -25,6 +26,10 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
 template <>
 __device__ __forceinline__ __half from_float<__half>(float v) {
   return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

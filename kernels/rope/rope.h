@@ -1,6 +1,7 @@
 // Rotary position embedding in place on q and k, HF's rotate_half layout (pairs (i, i + d/2)).
 // Angles as the CPU reference computes them: angle = float(pos) · inv_freq[i] in float32, its
-// cosine and sine in double, rounded to float, times attention_scaling.
+// cosine and sine in double, rounded to float, times attention_scaling. LongRoPE: positions at or
+// past long_from_position take their angles from long_inv_freq.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -18,6 +19,9 @@ struct RopeParams {
   T* k;                      // [num_tokens, num_k_heads * head_dim] at row stride k_stride, T
   const int32_t* positions;  // [num_tokens], int32, device
   const float* inv_freq;     // [head_dim / 2], float32, device (engine/model/rope.h's table)
+  const float* long_inv_freq;  // [head_dim / 2], float32, device; read only when
+                               // long_from_position > 0
+  int64_t long_from_position;  // 0: never
   float attention_scaling;
   int64_t num_tokens;
   int32_t num_q_heads;
