@@ -558,7 +558,8 @@ TEST_F(RegistryTest, ColdAdaptersLoadOnALoaderThreadNeverOnTheCaller) {
 
   // Hot now: answered on the caller's thread, with no storage read.
   std::optional<std::thread::id> hot_thread;
-  reg_->resolve_async("bot", "t1", [&](Result<ResolvedAdapter> r) {
+  // `&cold = cold`: clang before 16 cannot capture a structured binding implicitly.
+  reg_->resolve_async("bot", "t1", [&, &cold = cold](Result<ResolvedAdapter> r) {
     EXPECT_TRUE(r.ok());
     EXPECT_EQ(r->weights, cold->weights);
     hot_thread = std::this_thread::get_id();

@@ -39,6 +39,8 @@ const Tokenizer& tokenizer(const std::string& family) {
 class RealTokenizerTest : public ::testing::TestWithParam<std::string> {
  protected:
   const Tokenizer& tok() const { return tokenizer(GetParam()); }
+  // Return copies: hold one in a variable before iterating a member; `for (x : cases()["a"])`
+  // iterates a member of a temporary destroyed before the loop body runs (ASan: use-after-free).
   nlohmann::json cases() const { return read_json(kRoot / GetParam() / "cases.json"); }
   nlohmann::json decodes() const { return read_json(kRoot / GetParam() / "decode.json"); }
 };
@@ -60,7 +62,8 @@ TEST_P(RealTokenizerTest, EncodesRawPromptsExactly) {
 }
 
 TEST_P(RealTokenizerTest, EncodesRenderedChatsExactly) {
-  for (const auto& chat : cases()["chats"]) {
+  const nlohmann::json c = cases();
+  for (const auto& chat : c["chats"]) {
     EXPECT_EQ(tok().encode(chat["rendered"].get<std::string>(), false),
               chat["ids"].get<std::vector<int32_t>>())
         << chat["name"];
@@ -69,7 +72,8 @@ TEST_P(RealTokenizerTest, EncodesRenderedChatsExactly) {
 
 TEST_P(RealTokenizerTest, RendersChatsExactly) {
   ASSERT_NE(tok().chat_template(), nullptr);
-  for (const auto& chat : cases()["chats"]) {
+  const nlohmann::json c = cases();
+  for (const auto& chat : c["chats"]) {
     auto rendered = tok().apply_chat_template(chat["messages"], /*add_generation_prompt=*/true);
     ASSERT_TRUE(rendered.ok()) << chat["name"] << ": " << rendered.status().to_string();
     EXPECT_EQ(*rendered, chat["rendered"].get<std::string>()) << chat["name"];
@@ -87,7 +91,8 @@ TEST_P(RealTokenizerTest, DecodesExactly) {
 }
 
 TEST_P(RealTokenizerTest, StreamDecodesExactly) {
-  for (const auto& c : decodes()["decode"]) {
+  const nlohmann::json d = decodes();
+  for (const auto& c : d["decode"]) {
     const auto ids = c["ids"].get<std::vector<int32_t>>();
     for (const bool skip : {false, true}) {
       const auto& expected = c[skip ? "stream_skip_special" : "stream"];
@@ -108,22 +113,26 @@ TEST_P(RealTokenizerTest, StreamDecodesExactly) {
 // Generated text streamed from its first token: no piece starts with a stray "▁" or space that
 // the full decode does not have, and no piece ends inside a character.
 TEST_P(RealTokenizerTest, StreamNeverEmitsHalfCharactersOrStrayLeadingSpace) {
-  for (const auto& raw : cases()["raw"]) {
+  const nlohmann::json c = cases();
+  for (const auto& raw : c["raw"]) {
     const auto ids = raw["ids_no_special"].get<std::vector<int32_t>>();
     if (ids.empty()) continue;
     IncrementalDecoder stream(tok(), /*skip_special_tokens=*/true);
+    const std::string full = tok().decode(ids, true);
+    // A "▁" the text itself holds (DeepSeek's "<｜begin▁of▁sentence｜>" read by another family's
+    // tokenizer) is no metaspace marker left in a piece.
+    const bool text_has_marker = full.find("\xE2\x96\x81") != std::string::npos;
     std::string all;
     for (int32_t id : ids) {
       const std::string piece = stream.push(id);
-      EXPECT_EQ(piece.find("\xE2\x96\x81"), std::string::npos) << raw["name"];
+      if (!text_has_marker) EXPECT_EQ(piece.find("\xE2\x96\x81"), std::string::npos) << raw["name"];
       if (all.empty() && !piece.empty()) {
-        const std::string full = tok().decode(ids, true);
         EXPECT_EQ(piece.front() == ' ', full.front() == ' ') << raw["name"];
       }
       all += piece;
     }
     all += stream.finish();
-    EXPECT_EQ(all, tok().decode(ids, true)) << raw["name"];
+    EXPECT_EQ(all, full) << raw["name"];
   }
 }
 
