@@ -123,6 +123,19 @@ cublasStatus_t make_shape(cublasOperation_t transa, cublasOperation_t transb, in
   return CUBLAS_STATUS_SUCCESS;
 }
 
+// The checks every GEMM entry makes before queuing its work: a handle, a valid shape and types,
+// and the scalars (read now for host pointers, later for device ones).
+cublasStatus_t prepare(cublasContext* h, cublasOperation_t transa, cublasOperation_t transb,
+                       int64_t m, int64_t n, int64_t k, cudaDataType atype, int64_t lda,
+                       cudaDataType btype, int64_t ldb, cudaDataType ctype, int64_t ldc,
+                       cublasComputeType_t compute, const void* alpha, const void* beta, Shape* shape,
+                       Scalars* scalars) {
+  if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  const cublasStatus_t st =
+      make_shape(transa, transb, m, n, k, atype, lda, btype, ldb, ctype, ldc, compute, shape);
+  return st == CUBLAS_STATUS_SUCCESS ? take_scalars(h, alpha, beta, scalars) : st;
+}
+
 cublasStatus_t submit(cublasContext* h, const std::string& what, std::function<void()> op) {
   const cudaError_t err = enqueue(h->stream, what, std::move(op));
   if (err == cudaErrorInvalidResourceHandle) return CUBLAS_STATUS_INVALID_VALUE;
@@ -259,12 +272,10 @@ cublasStatus_t CUBLASWINAPI cublasGemmEx(cublasHandle_t handle, cublasOperation_
                                          int lda, const void* B, cudaDataType Btype, int ldb,
                                          const void* beta, void* C, cudaDataType Ctype, int ldc,
                                          cublasComputeType_t computeType, cublasGemmAlgo_t) {
-  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   Shape shape;
   Scalars s;
-  cublasStatus_t st =
-      make_shape(transa, transb, m, n, k, Atype, lda, Btype, ldb, Ctype, ldc, computeType, &shape);
-  if (st == CUBLAS_STATUS_SUCCESS) st = take_scalars(handle, alpha, beta, &s);
+  const cublasStatus_t st = prepare(handle, transa, transb, m, n, k, Atype, lda, Btype, ldb, Ctype,
+                                    ldc, computeType, alpha, beta, &shape, &s);
   if (st != CUBLAS_STATUS_SUCCESS) return st;
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
   const std::string what = "cublasGemmEx";
@@ -279,12 +290,11 @@ cublasStatus_t CUBLASWINAPI cublasSgemm_v2(cublasHandle_t handle, cublasOperatio
                                            const float* alpha, const float* A, int lda,
                                            const float* B, int ldb, const float* beta, float* C,
                                            int ldc) {
-  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   Shape shape;
   Scalars s;
-  cublasStatus_t st = make_shape(transa, transb, m, n, k, CUDA_R_32F, lda, CUDA_R_32F, ldb,
-                                 CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, &shape);
-  if (st == CUBLAS_STATUS_SUCCESS) st = take_scalars(handle, alpha, beta, &s);
+  const cublasStatus_t st =
+      prepare(handle, transa, transb, m, n, k, CUDA_R_32F, lda, CUDA_R_32F, ldb, CUDA_R_32F, ldc,
+              CUBLAS_COMPUTE_32F, alpha, beta, &shape, &s);
   if (st != CUBLAS_STATUS_SUCCESS) return st;
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
   const std::string what = "cublasSgemm";
@@ -300,12 +310,10 @@ cublasStatus_t CUBLASWINAPI cublasGemmStridedBatchedEx(
     const void* B, cudaDataType Btype, int ldb, long long int strideB, const void* beta, void* C,
     cudaDataType Ctype, int ldc, long long int strideC, int batchCount,
     cublasComputeType_t computeType, cublasGemmAlgo_t) {
-  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   Shape shape;
   Scalars s;
-  cublasStatus_t st =
-      make_shape(transa, transb, m, n, k, Atype, lda, Btype, ldb, Ctype, ldc, computeType, &shape);
-  if (st == CUBLAS_STATUS_SUCCESS) st = take_scalars(handle, alpha, beta, &s);
+  const cublasStatus_t st = prepare(handle, transa, transb, m, n, k, Atype, lda, Btype, ldb, Ctype,
+                                    ldc, computeType, alpha, beta, &shape, &s);
   if (st != CUBLAS_STATUS_SUCCESS) return st;
   if (batchCount < 0) return CUBLAS_STATUS_INVALID_VALUE;
   if (m == 0 || n == 0 || batchCount == 0) return CUBLAS_STATUS_SUCCESS;
@@ -330,12 +338,10 @@ cublasStatus_t CUBLASWINAPI cublasGemmBatchedEx(cublasHandle_t handle, cublasOpe
                                                 int ldb, const void* beta, void* const Carray[],
                                                 cudaDataType Ctype, int ldc, int batchCount,
                                                 cublasComputeType_t computeType, cublasGemmAlgo_t) {
-  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   Shape shape;
   Scalars s;
-  cublasStatus_t st =
-      make_shape(transa, transb, m, n, k, Atype, lda, Btype, ldb, Ctype, ldc, computeType, &shape);
-  if (st == CUBLAS_STATUS_SUCCESS) st = take_scalars(handle, alpha, beta, &s);
+  const cublasStatus_t st = prepare(handle, transa, transb, m, n, k, Atype, lda, Btype, ldb, Ctype,
+                                    ldc, computeType, alpha, beta, &shape, &s);
   if (st != CUBLAS_STATUS_SUCCESS) return st;
   if (batchCount < 0) return CUBLAS_STATUS_INVALID_VALUE;
   if (m == 0 || n == 0 || batchCount == 0) return CUBLAS_STATUS_SUCCESS;
