@@ -7,7 +7,8 @@
 // the factor alpha that rescales earlier chunks; (3) each thread owns up to kMaxAcc (head, dim)
 // outputs and adds Σ p · V over the chunk (a V row is read coalesced across threads). Three
 // barriers a chunk. Without a split the output is acc / l; with one, each block writes its m, l
-// and acc, and merge_kernel combines the partitions: M = max m, out = Σ e^(m - M) acc / Σ e^(m - M) l.
+// and acc, and merge_kernel combines the partitions:
+// M = max m, out = Σ e^(m - M) acc / Σ e^(m - M) l.
 #include "kernels/attention/paged_attention.h"
 
 #include <algorithm>
@@ -55,8 +56,12 @@ __global__ void paged_attention_kernel(const __grid_constant__ PagedAttentionPar
   const int first = p.sliding_window > 0 ? max(0, visible - p.sliding_window) : 0;
   int lo = first, hi = visible;
   if (p.num_partitions > 1) {
-    lo = min(visible, first + part * p.partition_size);
-    hi = min(visible, lo + p.partition_size);
+    // This query's pieces: at least partition_size long, and long enough that num_partitions of
+    // them cover its span whatever the span (a captured graph replays the plan at any length).
+    const int per_part = (visible - first + p.num_partitions - 1) / p.num_partitions;
+    const int size = max(p.partition_size, (per_part + kChunk - 1) / kChunk * kChunk);
+    lo = min(visible, first + part * size);
+    hi = min(visible, lo + size);
   }
   const int32_t* blocks = p.block_tables + seq.block_offset;
   const int64_t kv_dim = static_cast<int64_t>(p.num_kv_heads) * hd;
@@ -191,6 +196,22 @@ SplitPlan plan_split(int32_t max_span, int64_t num_tokens, int32_t num_heads, in
   plan.partition_size = static_cast<int32_t>(size);
   plan.num_partitions = static_cast<int32_t>((max_span + size - 1) / size);
   plan.workspace_floats = per_partition * plan.num_partitions;
+  return plan;
+}
+
+SplitPlan plan_split_any_span(int64_t num_tokens, int32_t num_kv_heads, int32_t num_heads,
+                              int32_t head_dim, int64_t max_workspace_floats) {
+  SplitPlan plan;
+  if (num_tokens <= 0 || num_kv_heads <= 0 || num_heads <= 0 || head_dim <= 0) return plan;
+  const int64_t per_partition = num_tokens * num_heads * (static_cast<int64_t>(head_dim) + 2);
+  const int64_t blocks = num_tokens * num_kv_heads;
+  const int64_t parts = std::min<int64_t>({(kGraphTargetBlocks + blocks - 1) / blocks,
+                                           kMaxGraphPartitions,
+                                           max_workspace_floats / per_partition});
+  if (parts <= 1) return plan;
+  plan.num_partitions = static_cast<int32_t>(parts);
+  plan.partition_size = kMinPartition;
+  plan.workspace_floats = per_partition * parts;
   return plan;
 }
 

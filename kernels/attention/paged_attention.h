@@ -51,7 +51,9 @@ struct PagedAttentionParams {
   int32_t sliding_window = 0;   // > 0: the window; 0: the whole causal context
   // Split-K: 1 (no split, no workspace) or a plan_split() result with its workspace.
   int32_t num_partitions = 1;
-  int32_t partition_size = 0;   // positions per partition, a multiple of kAttentionChunk
+  // The least positions a partition takes, a multiple of kAttentionChunk; each query's pieces
+  // grow past it until num_partitions of them cover its whole span.
+  int32_t partition_size = 0;
   float* partial_acc = nullptr;  // [num_tokens, num_heads, num_partitions, head_dim], float32
   float* partial_ml = nullptr;   // [num_tokens, num_heads, num_partitions, 2] (m, l), float32
 };
@@ -77,6 +79,15 @@ struct SplitPlan {
 // at most kMaxPartitions of them, and no more than a workspace of max_workspace_floats allows.
 SplitPlan plan_split(int32_t max_span, int64_t num_tokens, int32_t num_heads, int32_t head_dim,
                      int64_t max_workspace_floats);
+
+// A plan for steps whose contexts are not known when it is made (a decode step captured into a
+// CUDA graph, replayed at later lengths): enough partitions that num_tokens × num_kv_heads ×
+// partitions reaches kGraphTargetBlocks, at most kMaxGraphPartitions, pieces of at least
+// kMinPartition positions (so a short context uses the first partition only).
+inline constexpr int64_t kGraphTargetBlocks = 256;
+inline constexpr int64_t kMaxGraphPartitions = 16;
+SplitPlan plan_split_any_span(int64_t num_tokens, int32_t num_kv_heads, int32_t num_heads,
+                              int32_t head_dim, int64_t max_workspace_floats);
 
 // One block per (query token, KV head, partition): the group of query heads reading that KV head
 // share each K/V row it loads; with a split, a second launch merges the partitions. Enqueues on
