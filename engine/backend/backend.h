@@ -90,6 +90,15 @@ struct ProjectionSlice {
   int64_t cols;
 };
 
+// Per-layer attention options; the defaults are Llama's.
+struct AttentionParams {
+  float scale = 0.f;           // softmax scale; 0: 1/sqrt(head_dim)
+  // > 0: score = softcap * tanh(score / softcap), before the mask (Gemma 2).
+  float softcap = 0.f;
+  // > 0: the query at position p sees keys at positions j with p - j < sliding_window (HF's mask).
+  int32_t sliding_window = 0;
+};
+
 // Not thread-safe: one engine thread drives a backend. Ops are ordered (a stream on cuda).
 class Backend {
  public:
@@ -151,10 +160,23 @@ class Backend {
   // Writes k and v [T, kv_dim] (views allowed) into layer's cache at the step's kv_slots.
   virtual Status kv_store(int32_t layer, const Tensor& k, const Tensor& v) = 0;
   // Causal attention of q [T, heads*head_dim] (a view allowed) over each sequence's cached
-  // context; out is contiguous.
-  virtual Status attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) = 0;
+  // context, with the layer's scale, score soft-capping and sliding window; out is contiguous.
+  virtual Status attention(int32_t layer, const Tensor& q, int64_t num_heads,
+                           const AttentionParams& params, Tensor& out) = 0;
   // out = silu(gate) * up; gate and up may be views (the halves of one fused gate/up output).
   virtual Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // out = gelu_tanh(gate) * up (GELU with the tanh approximation, "gelu_pytorch_tanh"); views as
+  // silu_mul.
+  virtual Status gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // y[t, :] += bias[0, :] (bias [1, cols], y contiguous): Qwen2's q/k/v biases.
+  virtual Status add_bias(Tensor& y, const Tensor& bias) = 0;
+  // In place: RMSNorm over every head_dim-wide chunk of each row of x (x may be a columns() view
+  // of the fused q/k/v output), weight [1, head_dim]: Qwen3/Gemma 3 q_norm and k_norm.
+  virtual Status rms_norm_heads(Tensor& x, const Tensor& weight, int64_t head_dim, float eps) = 0;
+  // x *= s (compute dtype or float32): Gemma's embedding scale.
+  virtual Status scale(Tensor& x, float s) = 0;
+  // x = cap * tanh(x / cap) on float32 logits: Gemma 2's final logit soft-capping.
+  virtual Status softcap(Tensor& x, float cap) = 0;
   virtual Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) = 0;
 
   // Picks a token from each row of logits [rows.size(), vocab] (float32) as engine/sampling's

@@ -146,7 +146,7 @@ Result<Tensor> LlamaModel::forward(const StepLayout& layout) {
                                     {P(Projection::kV), q_dim + kv_dim, kv_dim}}));
     QUILT_RETURN_IF_ERROR(b.rope(rope_, cfg_.head_dim, q, k));
     QUILT_RETURN_IF_ERROR(b.kv_store(i, k, v));
-    QUILT_RETURN_IF_ERROR(b.attention(i, q, cfg_.num_heads, attn));
+    QUILT_RETURN_IF_ERROR(b.attention(i, q, cfg_.num_heads, AttentionParams{}, attn));
     // The residual add rides in the projections' GEMM (h += attn · oᵀ) and LoRA expand.
     QUILT_RETURN_IF_ERROR(b.matmul_add(attn, l.o, h));
     QUILT_RETURN_IF_ERROR(add_lora(layout, i, attn, h, {{P(Projection::kO), 0, hidden}}));

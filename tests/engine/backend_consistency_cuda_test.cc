@@ -254,7 +254,8 @@ TEST_P(BackendConsistencyTest, PagedAttentionMixedPrefillDecodeGqa) {
   for (Backend* b : {static_cast<Backend*>(&cpu_), cuda_.get()}) {
     const Tensor& t = b == &cpu_ ? qkv.cpu : qkv.cuda;
     ASSERT_OK(b->kv_store(kLayer, t.columns(kQ, kKv), t.columns(kQ + kKv, kKv)));
-    ASSERT_OK(b->attention(kLayer, t.columns(0, kQ), kHeads, b == &cpu_ ? out.cpu : out.cuda));
+    ASSERT_OK(b->attention(kLayer, t.columns(0, kQ), kHeads, AttentionParams{},
+                           b == &cpu_ ? out.cpu : out.cuda));
   }
   EXPECT_LT(compare(out, "attention (paged, GQA, mixed)"), kBf16Tolerance);
 }

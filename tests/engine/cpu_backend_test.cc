@@ -1,5 +1,6 @@
-// CpuBackend ops against direct dense formulas: paged attention with GQA and chunked prefill,
-// RMSNorm, RoPE, matmul.
+// CpuBackend ops against direct dense formulas: paged attention with GQA and chunked prefill (with
+// scale, soft-capping and sliding window), RMSNorm (whole rows and per head), RoPE (LongRoPE too),
+// matmul, the gated activations, bias, scale and soft-capping.
 #include "engine/backend/cpu/cpu_backend.h"
 
 #include <cmath>
@@ -67,8 +68,9 @@ TEST(CpuBackendTest, RopeRotatesHalvesByPositionTimesFrequency) {
   EXPECT_NEAR(k.as<float>()[3], 4 * std::cos(a1) + 2 * std::sin(a1), 1e-5);
 }
 
-// Two sequences with scattered blocks: one a prefill chunk after 5 cached tokens, one a decode.
-TEST(CpuBackendTest, PagedAttentionEqualsDenseCausalAttentionWithGqa) {
+// Two sequences with scattered blocks: one a prefill chunk after 5 cached tokens, one a decode,
+// against dense attention in double with the same scale, soft-capping and sliding window.
+void expect_paged_attention_equals_dense(const AttentionParams& params) {
   CpuBackend b;
   const int heads = 4, kv_heads = 2, hd = 8, bs = 4, kv_dim = kv_heads * hd;
   ASSERT_TRUE(b.init_kv_cache({1, 16, bs, kv_heads, hd}).ok());
@@ -102,31 +104,162 @@ TEST(CpuBackendTest, PagedAttentionEqualsDenseCausalAttentionWithGqa) {
   ASSERT_TRUE(b.begin_step(step).ok());
   Tensor q = filled(b, rows, heads * hd, rng),
          out = b.allocate(rows, heads * hd, DType::kF32).value();
-  ASSERT_TRUE(b.attention(0, q, heads, out).ok());
+  ASSERT_TRUE(b.attention(0, q, heads, params, out).ok());
 
+  const double scale = params.scale > 0 ? params.scale : 1 / std::sqrt(static_cast<double>(hd));
   for (size_t s = 0; s < seqs.size(); ++s) {
     const auto& ls = step.sequences[s];
     for (int i = 0; i < ls.q_len; ++i) {
-      const int row = ls.q_start + i, visible = ls.ctx_len - ls.q_len + i + 1;
+      const int row = ls.q_start + i, pos = ls.ctx_len - ls.q_len + i;
       for (int h = 0; h < heads; ++h) {
         const int kvh = h / (heads / kv_heads);
-        std::vector<double> w(visible);
+        std::vector<double> w(pos + 1, 0.0);
         double mx = -1e30, sum = 0;
-        for (int p = 0; p < visible; ++p) {
+        for (int p = 0; p <= pos; ++p) {
+          if (params.sliding_window > 0 && pos - p >= params.sliding_window) continue;  // masked
           double d = 0;
           for (int e = 0; e < hd; ++e) d += q.as<float>()[row * heads * hd + h * hd + e] * ks[s].as<float>()[p * kv_dim + kvh * hd + e];
-          w[p] = d / std::sqrt(static_cast<double>(hd));
+          w[p] = d * scale;
+          if (params.softcap > 0) w[p] = params.softcap * std::tanh(w[p] / params.softcap);
           mx = std::max(mx, w[p]);
         }
-        for (double& x : w) sum += (x = std::exp(x - mx));
+        for (int p = 0; p <= pos; ++p) {
+          if (params.sliding_window > 0 && pos - p >= params.sliding_window) continue;
+          sum += (w[p] = std::exp(w[p] - mx));
+        }
         for (int e = 0; e < hd; ++e) {
           double ref = 0;
-          for (int p = 0; p < visible; ++p) ref += w[p] / sum * vs[s].as<float>()[p * kv_dim + kvh * hd + e];
+          for (int p = 0; p <= pos; ++p) ref += w[p] / sum * vs[s].as<float>()[p * kv_dim + kvh * hd + e];
           EXPECT_NEAR(out.as<float>()[row * heads * hd + h * hd + e], ref, 1e-5) << "seq " << s << " row " << i;
         }
       }
     }
   }
+}
+
+TEST(CpuBackendTest, PagedAttentionEqualsDenseCausalAttentionWithGqa) {
+  expect_paged_attention_equals_dense(AttentionParams{});
+}
+
+// Gemma 2: query_pre_attn_scalar's scale and tanh soft-capping of the scores.
+TEST(CpuBackendTest, PagedAttentionWithScaleAndSoftcapEqualsDense) {
+  expect_paged_attention_equals_dense(AttentionParams{0.2f, 1.5f, 0});
+}
+
+// Mistral and Gemma's local layers: a window shorter than both contexts, and one that is not.
+TEST(CpuBackendTest, PagedAttentionWithSlidingWindowEqualsDense) {
+  expect_paged_attention_equals_dense(AttentionParams{0.f, 0.f, 3});
+  expect_paged_attention_equals_dense(AttentionParams{0.f, 0.f, 1});
+  expect_paged_attention_equals_dense(AttentionParams{0.f, 0.f, 64});
+}
+
+// The window is a mask, not a context cap: a window of 1 makes each query attend to itself only,
+// so the output is its own V row.
+TEST(CpuBackendTest, SlidingWindowOfOneReturnsTheOwnValueRow) {
+  CpuBackend b;
+  const int hd = 4;
+  ASSERT_TRUE(b.init_kv_cache({1, 4, 4, 1, hd}).ok());
+  std::mt19937 rng(2);
+  Tensor k = filled(b, 5, hd, rng), v = filled(b, 5, hd, rng), q = filled(b, 5, hd, rng),
+         out = b.allocate(5, hd, DType::kF32).value();
+  StepLayout step;
+  step.kv_slots = {0, 1, 2, 3, 4};
+  step.block_tables = {0, 1};
+  step.sequences.push_back({});
+  step.sequences[0].q_len = 5;
+  step.sequences[0].ctx_len = 5;
+  step.sequences[0].num_blocks = 2;
+  ASSERT_TRUE(b.begin_step(step).ok());
+  ASSERT_TRUE(b.kv_store(0, k, v).ok());
+  ASSERT_TRUE(b.attention(0, q, 1, AttentionParams{0.f, 0.f, 1}, out).ok());
+  for (int i = 0; i < 5 * hd; ++i) EXPECT_FLOAT_EQ(out.as<float>()[i], v.as<float>()[i]);
+}
+
+// gate and up as the halves of one fused row, as the model passes them.
+TEST(CpuBackendTest, GeluTanhMulIsTanhApproximatedGeluOfGateTimesUp) {
+  CpuBackend b;
+  std::mt19937 rng(3);
+  Tensor fused = filled(b, 3, 10, rng), out = b.allocate(3, 5, DType::kF32).value();
+  ASSERT_TRUE(b.gelu_tanh_mul(fused.columns(0, 5), fused.columns(5, 5), out).ok());
+  for (int r = 0; r < 3; ++r) {
+    for (int c = 0; c < 5; ++c) {
+      const double g = fused.as<float>()[r * 10 + c], u = fused.as<float>()[r * 10 + 5 + c];
+      const double gelu = 0.5 * g * (1 + std::tanh(std::sqrt(2 / M_PI) * (g + 0.044715 * g * g * g)));
+      EXPECT_NEAR(out.as<float>()[r * 5 + c], gelu * u, 1e-6);
+    }
+  }
+}
+
+TEST(CpuBackendTest, AddBiasAddsTheRowToEveryRow) {
+  CpuBackend b;
+  std::mt19937 rng(4);
+  Tensor y = filled(b, 3, 4, rng), bias = filled(b, 1, 4, rng);
+  const std::vector<float> before(y.as<float>(), y.as<float>() + 12);
+  ASSERT_TRUE(b.add_bias(y, bias).ok());
+  for (int i = 0; i < 12; ++i) EXPECT_FLOAT_EQ(y.as<float>()[i], before[i] + bias.as<float>()[i % 4]);
+  Tensor wrong = filled(b, 1, 3, rng);
+  EXPECT_FALSE(b.add_bias(y, wrong).ok());
+}
+
+// The k part of a fused q | k | v row: each head normalized on its own; q and v untouched.
+TEST(CpuBackendTest, RmsNormHeadsNormalizesEachHeadOfAView) {
+  CpuBackend b;
+  std::mt19937 rng(6);
+  const int hd = 4;
+  Tensor qkv = filled(b, 2, 5 * hd, rng), w = filled(b, 1, hd, rng);
+  const std::vector<float> before(qkv.as<float>(), qkv.as<float>() + qkv.num_elements());
+  Tensor k = qkv.columns(hd, 2 * hd);
+  ASSERT_TRUE(b.rms_norm_heads(k, w, hd, 1e-6f).ok());
+  for (int r = 0; r < 2; ++r) {
+    for (int c = 0; c < 5 * hd; ++c) {
+      const int i = r * 5 * hd + c;
+      if (c < hd || c >= 3 * hd) {
+        EXPECT_EQ(qkv.as<float>()[i], before[i]);
+        continue;
+      }
+      const int head_start = r * 5 * hd + (c / hd) * hd;
+      double ss = 0;
+      for (int e = 0; e < hd; ++e) ss += before[head_start + e] * before[head_start + e];
+      const double ref = w.as<float>()[c % hd] * before[i] / std::sqrt(ss / hd + 1e-6);
+      EXPECT_NEAR(qkv.as<float>()[i], ref, 1e-5);
+    }
+  }
+}
+
+TEST(CpuBackendTest, ScaleAndSoftcap) {
+  CpuBackend b;
+  Tensor x = b.allocate(1, 3, DType::kF32).value();
+  const float xs[] = {-40.f, 0.5f, 100.f};
+  std::copy(xs, xs + 3, x.as<float>());
+  ASSERT_TRUE(b.scale(x, 2.f).ok());
+  EXPECT_FLOAT_EQ(x.as<float>()[1], 1.f);
+  ASSERT_TRUE(b.softcap(x, 30.f).ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NEAR(x.as<float>()[i], 30.0 * std::tanh(2.0 * xs[i] / 30.0), 1e-5);
+    EXPECT_LT(std::abs(x.as<float>()[i]), 30.f);
+  }
+}
+
+// LongRoPE: positions from long_from_position on rotate with the long frequencies, scaled by the
+// attention factor.
+TEST(CpuBackendTest, RopeSwitchesToLongFrequenciesAtLongFromPosition) {
+  CpuBackend b;
+  RopeTable table;
+  table.inv_freq = {1.f, 0.1f};
+  table.long_inv_freq = {0.5f, 0.01f};
+  table.long_from_position = 4;
+  table.attention_scaling = 1.25f;
+  StepLayout layout;
+  layout.token_ids = {0, 0};
+  layout.positions = {3, 4};
+  ASSERT_TRUE(b.begin_step(layout).ok());
+  Tensor q = b.allocate(2, 4, DType::kF32).value(), k = b.allocate(2, 4, DType::kF32).value();
+  for (int i = 0; i < 8; ++i) q.as<float>()[i] = k.as<float>()[i] = static_cast<float>(i % 4 + 1);
+  ASSERT_TRUE(b.rope(table, 4, q, k).ok());
+  const double short0 = 3 * 1.0, long0 = 4 * 0.5;
+  EXPECT_NEAR(q.as<float>()[0], 1.25 * (1 * std::cos(short0) - 3 * std::sin(short0)), 1e-5);
+  EXPECT_NEAR(q.as<float>()[4], 1.25 * (1 * std::cos(long0) - 3 * std::sin(long0)), 1e-5);
+  EXPECT_NEAR(k.as<float>()[7], 1.25 * (4 * std::cos(4 * 0.01) + 2 * std::sin(4 * 0.01)), 1e-5);
 }
 
 }  // namespace

@@ -85,11 +85,25 @@ class TapBackend final : public Backend {
   Status kv_store(int32_t layer, const Tensor& k, const Tensor& v) override {
     return inner_.kv_store(layer, k, v);
   }
-  Status attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) override {
-    return record("attention", inner_.attention(layer, q, num_heads, out), out);
+  Status attention(int32_t layer, const Tensor& q, int64_t num_heads,
+                   const AttentionParams& params, Tensor& out) override {
+    return record("attention", inner_.attention(layer, q, num_heads, params, out), out);
   }
   Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
     return record("silu_mul", inner_.silu_mul(gate, up, out), out);
+  }
+  Status gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    return record("gelu_tanh_mul", inner_.gelu_tanh_mul(gate, up, out), out);
+  }
+  Status add_bias(Tensor& y, const Tensor& bias) override {
+    return record("add_bias", inner_.add_bias(y, bias), y);
+  }
+  Status rms_norm_heads(Tensor& x, const Tensor& weight, int64_t head_dim, float eps) override {
+    return record("rms_norm_heads", inner_.rms_norm_heads(x, weight, head_dim, eps), x);
+  }
+  Status scale(Tensor& x, float s) override { return record("scale", inner_.scale(x, s), x); }
+  Status softcap(Tensor& x, float cap) override {
+    return record("softcap", inner_.softcap(x, cap), x);
   }
   Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override {
     return record("gather_rows", inner_.gather_rows(x, rows, out), out);
@@ -358,12 +372,23 @@ class RoundingBackend final : public Backend {
     vt.data = vr.data();
     return inner_.kv_store(layer, kt, vt);
   }
-  Status attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) override {
-    return after(inner_.attention(layer, q, num_heads, out), kGemmIn, out);
+  Status attention(int32_t layer, const Tensor& q, int64_t num_heads,
+                   const AttentionParams& params, Tensor& out) override {
+    return after(inner_.attention(layer, q, num_heads, params, out), kGemmIn, out);
   }
   Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
     return after(inner_.silu_mul(gate, up, out), kGemmIn, out);
   }
+  Status gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) override {
+    return after(inner_.gelu_tanh_mul(gate, up, out), kGemmIn, out);
+  }
+  // The Llama model this study runs never calls these; they pass through unrounded.
+  Status add_bias(Tensor& y, const Tensor& bias) override { return inner_.add_bias(y, bias); }
+  Status rms_norm_heads(Tensor& x, const Tensor& weight, int64_t head_dim, float eps) override {
+    return inner_.rms_norm_heads(x, weight, head_dim, eps);
+  }
+  Status scale(Tensor& x, float s) override { return inner_.scale(x, s); }
+  Status softcap(Tensor& x, float cap) override { return inner_.softcap(x, cap); }
   Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override {
     matmuls_ = 0;
     return inner_.gather_rows(x, rows, out);

@@ -55,8 +55,14 @@ class CudaBackend final : public Backend {
   Status add(Tensor& acc, const Tensor& x) override;
   Status rope(const RopeTable& table, int64_t head_dim, Tensor& q, Tensor& k) override;
   Status kv_store(int32_t layer, const Tensor& k, const Tensor& v) override;
-  Status attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) override;
+  Status attention(int32_t layer, const Tensor& q, int64_t num_heads,
+                   const AttentionParams& params, Tensor& out) override;
   Status silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  Status gelu_tanh_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  Status add_bias(Tensor& y, const Tensor& bias) override;
+  Status rms_norm_heads(Tensor& x, const Tensor& weight, int64_t head_dim, float eps) override;
+  Status scale(Tensor& x, float s) override;
+  Status softcap(Tensor& x, float cap) override;
   Status gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) override;
   Status sample(const Tensor& logits, std::span<const SampleSpec> rows,
                 std::span<SampledToken> out) override;

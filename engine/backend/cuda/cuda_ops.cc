@@ -85,6 +85,7 @@ Status CudaBackend::rope(const RopeTable& table, int64_t head_dim, Tensor& q, Te
       static_cast<int64_t>(table.inv_freq.size()) != head_dim / 2) {
     return Status::Internal("cuda backend: rope shapes do not agree");
   }
+  if (table.long_from_position > 0) return Status::Unimplemented("rope (LongRoPE) on cuda: not yet");
   if (table.inv_freq != inv_freq_host_ || inv_freq_ == nullptr) {  // once per model in practice
     const size_t bytes = table.inv_freq.size() * sizeof(float);
     QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamSynchronize(stream())));
@@ -138,7 +139,12 @@ Status CudaBackend::kv_store(int32_t layer, const Tensor& k, const Tensor& v) {
   }));
 }
 
-Status CudaBackend::attention(int32_t layer, const Tensor& q, int64_t num_heads, Tensor& out) {
+Status CudaBackend::attention(int32_t layer, const Tensor& q, int64_t num_heads,
+                              const AttentionParams& params, Tensor& out) {
+  if (params.scale != 0.f || params.softcap != 0.f || params.sliding_window != 0) {
+    return Status::Unimplemented(
+        "attention on cuda: not yet (scale, softcap and sliding window are Llama's only)");
+  }
   QUILT_RETURN_IF_ERROR(require_step("attention"));
   QUILT_RETURN_IF_ERROR(check(q, "attention q", true));
   QUILT_RETURN_IF_ERROR(check(out, "attention output"));
@@ -181,6 +187,27 @@ Status CudaBackend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) 
                                                   up.stride()};
     return kernels::activation::silu_mul_cuda(p, stream());
   }));
+}
+
+// The ops of the Qwen, Gemma and Phi architectures: the CUDA kernels are still to come.
+Status CudaBackend::gelu_tanh_mul(const Tensor&, const Tensor&, Tensor&) {
+  return Status::Unimplemented("gelu_tanh_mul on cuda: not yet");
+}
+
+Status CudaBackend::add_bias(Tensor&, const Tensor&) {
+  return Status::Unimplemented("add_bias on cuda: not yet");
+}
+
+Status CudaBackend::rms_norm_heads(Tensor&, const Tensor&, int64_t, float) {
+  return Status::Unimplemented("rms_norm_heads on cuda: not yet");
+}
+
+Status CudaBackend::scale(Tensor&, float) {
+  return Status::Unimplemented("scale on cuda: not yet");
+}
+
+Status CudaBackend::softcap(Tensor&, float) {
+  return Status::Unimplemented("softcap on cuda: not yet");
 }
 
 Status CudaBackend::gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) {
