@@ -103,6 +103,7 @@ def legacy_config(c, spec):
         c["rope_scaling"] = None if full["rope_type"] == "default" else \
             {"rope_type": full["rope_type"], "factor": full["factor"]}
         c.pop("layer_types")
+        c.pop("_sliding_window_pattern", None)  # transformers 5.24 leaks this private default (6) into config.json
     else:
         c["rope_theta"] = rp.pop("rope_theta")
         rp.pop("partial_rotary_factor", None)
