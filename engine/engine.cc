@@ -88,6 +88,7 @@ Status Engine::validate(const Request& r) const {
   if (!(s.top_p > 0.f && s.top_p <= 1.f)) return Status::InvalidArgument("top_p: must be in (0, 1]");
   if (s.top_k < 0) return Status::InvalidArgument("top_k: must be >= 0");
   if (s.logprobs < 0 || s.logprobs > 20) return Status::InvalidArgument("logprobs: must be in [0, 20]");
+  QUILT_RETURN_IF_ERROR(validate_logit_adjustments(s, config_.vocab_size));
   const int64_t total = static_cast<int64_t>(r.prompt.size()) + s.max_tokens;
   if (total > config_.max_position_embeddings) {
     return Status::InvalidArgument("prompt: " + std::to_string(r.prompt.size()) + " tokens + max_tokens " +

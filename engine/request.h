@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -23,6 +24,12 @@ struct SamplingParams {
   bool ignore_eos = false;
   std::vector<std::string> stop;  // stop strings; the matched text is not returned
   int32_t logprobs = 0;           // top-N log-probabilities per generated token
+  // OpenAI's logit_bias: (token id, bias in [-100, 100]) added to that token's logit.
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  // OpenAI's penalties, in [-2, 2], over the tokens generated so far (not the prompt, as vLLM):
+  // presence subtracts once from every token that appeared, frequency once per appearance.
+  float presence_penalty = 0.f;
+  float frequency_penalty = 0.f;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kAborted, kError };

@@ -144,11 +144,11 @@ void CompletionCall::on_event(size_t index, const engine::TokenEvent& ev) {
   c.text += ev.text;
 
   if (s_.request.stream) {
-    if (s_.request.chat && !role_sent_) {
+    if (s_.request.chat && !c.role_sent) {
       json first = stream_chunk(index, "", nullptr, "");
       first["choices"][0]["delta"] = {{"role", "assistant"}, {"content", ""}};
       writer_->write_chunk(sse(first));
-      role_sent_ = true;
+      c.role_sent = true;
     }
     if (!ev.text.empty() || (ev.token && !ev.finished)) {
       writer_->write_chunk(sse(stream_chunk(index, ev.text, &ev, "")));

@@ -43,6 +43,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     std::string finish_reason;
     int32_t completion_tokens = 0;
     bool done = false;
+    bool role_sent = false;  // chat streams open every choice with its role, as OpenAI's do
     std::chrono::steady_clock::time_point last_token;
   };
 
@@ -67,7 +68,6 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   std::vector<Choice> choices_;  // guarded by mu_
   size_t remaining_ = 0;         // guarded by mu_
   bool failed_ = false;          // guarded by mu_
-  bool role_sent_ = false;       // guarded by mu_ (chat streams open with the role)
 };
 
 }  // namespace quilt::gateway

@@ -111,6 +111,61 @@ Status parse_messages(Parser& p, CompletionRequest& r) {
   return Status::OK();
 }
 
+// OpenAI's logit_bias: {"<token id>": bias in [-100, 100]}. Ids beyond the vocabulary are the
+// engine's to refuse (it knows the vocabulary).
+Status parse_logit_bias(Parser& p, engine::SamplingParams& s) {
+  const json* bias = p.find("logit_bias");
+  if (!bias) return Status::OK();
+  if (!bias->is_object()) return p.fail("logit_bias", "must be an object of token id to bias");
+  if (bias->size() > 1024) return p.fail("logit_bias", "may hold at most 1024 tokens");
+  for (const auto& [key, value] : bias->items()) {
+    int64_t id = -1;
+    const bool digits = !key.empty() && key.size() <= 10 &&
+                        key.find_first_not_of("0123456789") == std::string::npos;
+    if (digits) id = std::stoll(key);
+    if (!digits || id > INT32_MAX) {
+      return p.fail("logit_bias", "key \"" + key + "\" is not a token id");
+    }
+    if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() < -100 ||
+        value.get<double>() > 100) {
+      return p.fail("logit_bias", "the bias of token " + key + " must be a number in [-100, 100]");
+    }
+    s.logit_bias.emplace_back(static_cast<int32_t>(id), value.get<float>());
+  }
+  return Status::OK();
+}
+
+// OpenAI fields Quilt does not implement: a 400 naming the field, never silently ignored (a
+// client that relies on them, say `.parse()` on response_format, would misread the answer).
+Status refuse_unsupported(Parser& p, bool chat, int64_t n) {
+  for (const char* field : {"tools", "tool_choice", "functions", "function_call"}) {
+    if (p.find(field)) return p.fail(field, "tool and function calling are not supported");
+  }
+  if (const json* format = p.find("response_format")) {
+    const bool text = format->is_object() && format->contains("type") &&
+                      (*format)["type"].is_string() && (*format)["type"] == "text";
+    if (!text) return p.fail("response_format", "only {\"type\": \"text\"} is supported");
+  }
+  if (const json* modalities = p.find("modalities")) {
+    if (!modalities->is_array() || modalities->size() != 1 || (*modalities)[0] != "text") {
+      return p.fail("modalities", "only [\"text\"] is supported");
+    }
+  }
+  if (p.find("audio")) return p.fail("audio", "audio output is not supported");
+  if (!chat) {
+    if (const json* suffix = p.find("suffix")) {
+      if (!suffix->is_string()) return p.fail("suffix", "must be a string");
+      if (!suffix->get<std::string>().empty()) return p.fail("suffix", "insertion is not supported");
+    }
+    std::optional<int64_t> best_of;
+    QUILT_RETURN_IF_ERROR(p.integer("best_of", 1, 16, best_of));
+    if (best_of && *best_of != n) {
+      return p.fail("best_of", "only best_of equal to n is supported (n is " + std::to_string(n) + ")");
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<CompletionRequest> parse_completion_request(const std::string& body, bool chat,
@@ -132,7 +187,7 @@ Result<CompletionRequest> parse_completion_request(const std::string& body, bool
   QUILT_RETURN_IF_ERROR(chat ? parse_messages(p, r) : parse_prompt(p, r));
 
   std::optional<int64_t> max_tokens, n, top_k, logprobs, seed, top_logprobs;
-  std::optional<double> temperature, top_p;
+  std::optional<double> temperature, top_p, presence_penalty, frequency_penalty;
   QUILT_RETURN_IF_ERROR(p.integer(chat && p.find("max_completion_tokens") ? "max_completion_tokens" : "max_tokens",
                                   1, 1 << 20, max_tokens));
   QUILT_RETURN_IF_ERROR(p.integer("n", 1, 16, n));
@@ -141,11 +196,15 @@ Result<CompletionRequest> parse_completion_request(const std::string& body, bool
   QUILT_RETURN_IF_ERROR(p.number("temperature", 0, 2, temperature));
   QUILT_RETURN_IF_ERROR(p.number("top_p", 0, 1, top_p));
   QUILT_RETURN_IF_ERROR(p.number("timeout", 0.001, 86400, r.timeout_s));
+  QUILT_RETURN_IF_ERROR(p.number("presence_penalty", -2, 2, presence_penalty));
+  QUILT_RETURN_IF_ERROR(p.number("frequency_penalty", -2, 2, frequency_penalty));
+  QUILT_RETURN_IF_ERROR(parse_logit_bias(p, r.sampling));
   if (top_p && *top_p == 0) return p.fail("top_p", "must be greater than 0");
   if (chat) {
     bool want = false;
     QUILT_RETURN_IF_ERROR(p.boolean("logprobs", want));
     QUILT_RETURN_IF_ERROR(p.integer("top_logprobs", 0, 20, top_logprobs));
+    if (top_logprobs && !want) return p.fail("top_logprobs", "requires logprobs: true");
     // The engine reports the sampled token's logprob with the top list, so ask for at least one.
     if (want) r.sampling.logprobs = std::max<int32_t>(1, static_cast<int32_t>(top_logprobs.value_or(0)));
   } else {
@@ -156,6 +215,9 @@ Result<CompletionRequest> parse_completion_request(const std::string& body, bool
   QUILT_RETURN_IF_ERROR(p.boolean("ignore_eos", r.sampling.ignore_eos));
   QUILT_RETURN_IF_ERROR(p.boolean("return_token_ids", r.return_token_ids));
   if (!chat) QUILT_RETURN_IF_ERROR(p.boolean("echo", r.echo));
+  if (r.echo && r.sampling.logprobs > 0) {
+    return p.fail("echo", "with logprobs (the prompt's log-probabilities) is not supported");
+  }
   if (const json* opts = p.find("stream_options")) {
     if (!opts->is_object()) return p.fail("stream_options", "must be an object");
     auto inc = opts->find("include_usage");
@@ -179,7 +241,11 @@ Result<CompletionRequest> parse_completion_request(const std::string& body, bool
     r.user = user->get<std::string>();
   }
 
+  QUILT_RETURN_IF_ERROR(refuse_unsupported(p, chat, n.value_or(1)));
+
   r.max_tokens_given = max_tokens.has_value();
+  r.sampling.presence_penalty = static_cast<float>(presence_penalty.value_or(0));
+  r.sampling.frequency_penalty = static_cast<float>(frequency_penalty.value_or(0));
   r.sampling.max_tokens = static_cast<int32_t>(max_tokens.value_or(16));
   r.n = static_cast<int32_t>(n.value_or(1));
   r.sampling.temperature = static_cast<float>(temperature.value_or(1.0));

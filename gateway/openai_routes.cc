@@ -44,18 +44,35 @@ class MeteredWriter final : public ResponseWriter {
   std::string route_;
 };
 
+// The models a tenant may use: the base model, then every adapter it owns or that is shared.
+json visible_models(Platform& p, const std::string& tenant) {
+  json data = json::array();
+  data.push_back({{"id", p.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "quilt"}});
+  for (const adapters::AdapterInfo& a : p.registry->visible_to(tenant)) {
+    // Another tenant's id would leak through owned_by: shared adapters say "shared".
+    data.push_back({{"id", a.name}, {"object", "model"}, {"created", a.versions.empty() ? 0 : a.versions.back().created},
+                    {"owned_by", a.owner == tenant ? tenant : std::string("shared")},
+                    {"parent", p.model_id}});
+  }
+  return data;
+}
+
 void handle_models(Platform& p, HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   auto tenant = authenticate_tenant(p, req, *w);
   if (!tenant) return;
-  json data = json::array();
-  data.push_back({{"id", p.model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "quilt"}});
-  for (const adapters::AdapterInfo& a : p.registry->visible_to(tenant->id)) {
-    // Another tenant's id would leak through owned_by: shared adapters say "shared".
-    data.push_back({{"id", a.name}, {"object", "model"}, {"created", a.versions.empty() ? 0 : a.versions.back().created},
-                    {"owned_by", a.owner == tenant->id ? tenant->id : std::string("shared")},
-                    {"parent", p.model_id}});
+  w->send(200, "application/json", json{{"object", "list"}, {"data", visible_models(p, tenant->id)}}.dump());
+}
+
+// GET /v1/models/{model}: one entry of the list; another tenant's private adapter is a 404 like
+// a name that does not exist, so that names never leak.
+void handle_model(Platform& p, HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+  auto tenant = authenticate_tenant(p, req, *w);
+  if (!tenant) return;
+  const std::string& id = req.params.at("model");
+  for (const json& m : visible_models(p, tenant->id)) {
+    if (m["id"] == id) return w->send(200, "application/json", m.dump());
   }
-  w->send(200, "application/json", json{{"object", "list"}, {"data", data}}.dump());
+  send_error(*w, Status::NotFound("model '" + id + "' does not exist"), "model");
 }
 
 // Tokens of the prompt: the chat template rendered, a string encoded with BOS, or ids as given.
@@ -163,6 +180,9 @@ void add_openai_routes(Router& router, Platform& p) {
   };
   route("GET", "/v1/models", [&p](HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
     handle_models(p, req, std::move(w));
+  });
+  route("GET", "/v1/models/{model}", [&p](HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
+    handle_model(p, req, std::move(w));
   });
   for (bool chat : {false, true}) {
     const std::string suffix = chat ? "/chat/completions" : "/completions";

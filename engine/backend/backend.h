@@ -5,6 +5,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -74,6 +75,9 @@ struct SampleSpec {
   int32_t top_k = 0;        // 0: off
   int32_t logprobs = 0;     // top-N log-probabilities wanted (at most 20)
   double uniform = 0;       // the sequence's canonical draw in [0, 1), used when temperature > 0
+  // Added to the row's logits before anything else, logprobs included: logit_bias and the
+  // presence/frequency penalties folded into one entry per token id, ids ascending and in range.
+  std::vector<std::pair<int32_t, float>> logit_adjust;
 };
 
 // What sampling one row gave.

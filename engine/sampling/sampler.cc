@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 namespace quilt::engine {
@@ -23,8 +24,18 @@ float log_sum_exp(std::span<const float> x) {
 
 }  // namespace
 
-SampledToken sample_logits(std::span<const float> logits, const SampleSpec& spec,
+SampledToken sample_logits(std::span<const float> raw, const SampleSpec& spec,
                            std::vector<int32_t>& order, std::vector<float>& probs) {
+  // Biases and penalties first, on a copy: the caller's logits stay as the model made them.
+  thread_local std::vector<float> adjusted;
+  std::span<const float> logits = raw;
+  if (!spec.logit_adjust.empty()) {
+    adjusted.assign(raw.begin(), raw.end());
+    for (const auto& [id, delta] : spec.logit_adjust) {
+      if (id >= 0 && static_cast<size_t>(id) < adjusted.size()) adjusted[id] += delta;
+    }
+    logits = adjusted;
+  }
   const int32_t vocab = static_cast<int32_t>(logits.size());
   // Highest logit first, ties by id, so that no order depends on the sort algorithm.
   auto higher = [&](int32_t a, int32_t b) {
@@ -85,8 +96,48 @@ SampledToken sample_logits(std::span<const float> logits, const SampleSpec& spec
   return out;
 }
 
-Sampler::Sampler(const SamplingParams& params)
-    : params_(params), rng_(params.seed ? *params.seed : fresh_seed()) {}
+Status validate_logit_adjustments(const SamplingParams& s, int64_t vocab) {
+  for (const auto& [id, bias] : s.logit_bias) {
+    if (id < 0 || id >= vocab) {
+      return Status::InvalidArgument("logit_bias: token id " + std::to_string(id) +
+                                     " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+    }
+    if (!(bias >= -100.f && bias <= 100.f)) {
+      return Status::InvalidArgument("logit_bias: a bias must be in [-100, 100]");
+    }
+  }
+  if (!(s.presence_penalty >= -2.f && s.presence_penalty <= 2.f)) {
+    return Status::InvalidArgument("presence_penalty: must be in [-2, 2]");
+  }
+  if (!(s.frequency_penalty >= -2.f && s.frequency_penalty <= 2.f)) {
+    return Status::InvalidArgument("frequency_penalty: must be in [-2, 2]");
+  }
+  return Status::OK();
+}
+
+Sampler::Sampler(const SamplingParams& params, const std::vector<int32_t>* tokens,
+                 size_t num_prompt)
+    : params_(params),
+      rng_(params.seed ? *params.seed : fresh_seed()),
+      tokens_(tokens),
+      counted_(num_prompt) {}
+
+std::vector<std::pair<int32_t, float>> Sampler::logit_adjust() {
+  const bool penalties = params_.presence_penalty != 0.f || params_.frequency_penalty != 0.f;
+  if (penalties && tokens_ != nullptr) {
+    // Generated tokens are only ever appended (a preempted sequence keeps them): count the new.
+    for (; counted_ < tokens_->size(); ++counted_) ++counts_[(*tokens_)[counted_]];
+  }
+  if (params_.logit_bias.empty() && (!penalties || counts_.empty())) return {};
+  std::map<int32_t, float> adjust;
+  for (const auto& [id, bias] : params_.logit_bias) adjust[id] += bias;
+  if (penalties) {
+    for (const auto& [id, count] : counts_) {
+      adjust[id] -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(count);
+    }
+  }
+  return {adjust.begin(), adjust.end()};
+}
 
 SampleSpec Sampler::next_spec() {
   SampleSpec s;
@@ -94,6 +145,7 @@ SampleSpec Sampler::next_spec() {
   s.top_p = params_.top_p;
   s.top_k = params_.top_k;
   s.logprobs = params_.logprobs;
+  s.logit_adjust = logit_adjust();
   // Greedy draws nothing, so a greedy request's RNG never moves (as before this split).
   if (s.temperature > 0.f) s.uniform = std::generate_canonical<double, 53>(rng_);
   return s;

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "engine/backend/backend.h"
@@ -17,10 +19,16 @@ namespace quilt::engine {
 SampledToken sample_logits(std::span<const float> logits, const SampleSpec& spec,
                            std::vector<int32_t>& order, std::vector<float>& probs);
 
+// logit_bias ids inside [0, vocab) and biases and penalties in OpenAI's ranges.
+Status validate_logit_adjustments(const SamplingParams& s, int64_t vocab);
+
 // Each sequence owns one, so its draws never depend on what else shares the batch.
 class Sampler {
  public:
-  explicit Sampler(const SamplingParams& params);
+  // `tokens` (may be null) is the sequence's token list, prompt first: the presence and
+  // frequency penalties count its entries from `num_prompt` on. It must outlive the sampler.
+  explicit Sampler(const SamplingParams& params, const std::vector<int32_t>* tokens = nullptr,
+                   size_t num_prompt = 0);
 
   struct Sample {
     int32_t token;
@@ -33,8 +41,14 @@ class Sampler {
   SampleSpec next_spec();
 
  private:
+  // logit_bias and the penalties over the tokens generated so far, one entry per id.
+  std::vector<std::pair<int32_t, float>> logit_adjust();
+
   SamplingParams params_;
   std::mt19937_64 rng_;
+  const std::vector<int32_t>* tokens_;
+  size_t counted_;                             // tokens_ entries already in counts_
+  std::unordered_map<int32_t, int32_t> counts_;  // generated token -> occurrences
   std::vector<int32_t> order_;  // scratch
   std::vector<float> probs_;    // scratch
 };

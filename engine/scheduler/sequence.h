@@ -14,6 +14,9 @@ namespace quilt::engine {
 
 struct Sequence {
   Sequence(Request r, const Tokenizer* tokenizer);
+  // The sampler keeps a pointer to `tokens`: a sequence stays where it was made.
+  Sequence(const Sequence&) = delete;
+  Sequence& operator=(const Sequence&) = delete;
 
   int32_t num_tokens() const { return static_cast<int32_t>(tokens.size()); }
   int32_t num_generated() const { return num_tokens() - num_prompt; }

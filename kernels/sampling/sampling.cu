@@ -183,7 +183,23 @@ __global__ void sample_kernel(const __grid_constant__ SampleParams p) {
   }
 }
 
+__global__ void adjust_logits_kernel(float* logits, int64_t row_stride,
+                                     const LogitAdjust* entries, int32_t count) {
+  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= count) return;
+  const LogitAdjust e = entries[i];
+  logits[e.row * row_stride + e.id] += e.delta;
+}
+
 }  // namespace
+
+cudaError_t adjust_logits_cuda(float* logits, int64_t row_stride, const LogitAdjust* entries,
+                               int32_t count, cudaStream_t stream) {
+  if (count <= 0) return cudaSuccess;
+  const unsigned blocks = static_cast<unsigned>((count + kThreads - 1) / kThreads);
+  return launch_kernel<&adjust_logits_kernel>(LaunchConfig{dim3(blocks), dim3(kThreads), 0, stream},
+                                              logits, row_stride, entries, count);
+}
 
 cudaError_t sample_cuda(const SampleParams& p, cudaStream_t stream) {
   if (p.num_rows < 0 || p.vocab <= 0 || p.sort_len < p.vocab) return cudaErrorInvalidValue;

@@ -48,4 +48,16 @@ inline int32_t sort_length(int32_t vocab) {
 // One block per row. Enqueues on `stream`; returns the launch's error. Thread-safe.
 cudaError_t sample_cuda(const SampleParams& p, cudaStream_t stream);
 
+// One logit adjustment (logit_bias and the presence/frequency penalties, folded on the host).
+struct LogitAdjust {
+  int32_t row;
+  int32_t id;
+  float delta;
+};
+
+// logits[row * row_stride + id] += delta for each of `count` entries (device memory, distinct
+// (row, id) pairs), in place, before sample_cuda reads the rows. Enqueues on `stream`.
+cudaError_t adjust_logits_cuda(float* logits, int64_t row_stride, const LogitAdjust* entries,
+                               int32_t count, cudaStream_t stream);
+
 }  // namespace quilt::kernels::sampling

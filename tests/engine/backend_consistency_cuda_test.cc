@@ -398,6 +398,8 @@ TEST_P(BackendConsistencyTest, SampleMatchesTheCpuSampler) {
         s.top_p = top_p;
         s.logprobs = static_cast<int32_t>(specs.size() % 4 == 0 ? 5 : 0);
         s.uniform = t > 0.f ? std::generate_canonical<double, 53>(draws) : 0.0;
+        // logit_bias and penalties, folded: added before every rule and the logprobs.
+        if (specs.size() % 3 == 1) s.logit_adjust = {{11, 6.f}, {500, -3.f}, {999, 20.f}};
         specs.push_back(s);
       }
     }
@@ -427,6 +429,7 @@ TEST_P(BackendConsistencyTest, SampleMatchesTheCpuSampler) {
     }
   }
   EXPECT_EQ(cuda_out[5].token, 3);  // greedy row with the tie
+  EXPECT_EQ(cuda_out[1].token, 999);  // greedy with the biggest bias (k=1 has no say in greedy)
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, BackendConsistencyTest,

@@ -99,5 +99,56 @@ TEST(SamplerTest, LogprobsListsTheTopN) {
   EXPECT_LT(out.top[0].logprob, 0.f);
 }
 
+TEST(SamplerTest, LogitBiasMovesTheChoiceAndTheLogprobs) {
+  SamplingParams p;
+  p.logprobs = 2;
+  p.logit_bias = {{2, 5.f}, {1, -100.f}};
+  Sampler s(p);
+  auto out = s.sample(logits_of({0.5f, 3.0f, -1.0f, 2.9f}));
+  EXPECT_EQ(out.token, 2);  // -1 + 5 beats 2.9, and 3 - 100 is out of the race
+  const double lse = std::log(std::exp(0.5) + std::exp(3.0 - 100) + std::exp(4.0) + std::exp(2.9));
+  EXPECT_NEAR(out.logprob, 4.0 - lse, 1e-5);
+  ASSERT_EQ(out.top.size(), 2u);
+  EXPECT_EQ(out.top[1].token, 3);
+}
+
+TEST(SamplerTest, PenaltiesCountGeneratedTokensOnlyAndFoldWithTheBias) {
+  SamplingParams p;
+  p.presence_penalty = 0.5f;
+  p.frequency_penalty = 0.25f;
+  p.logit_bias = {{7, 1.f}};
+  std::vector<int32_t> tokens = {4, 4, 9};  // the prompt: never penalized
+  Sampler s(p, &tokens, tokens.size());
+  using Adjust = std::vector<std::pair<int32_t, float>>;
+  EXPECT_EQ(s.next_spec().logit_adjust, (Adjust{{7, 1.f}}));
+  tokens.insert(tokens.end(), {5, 7, 5});
+  EXPECT_EQ(s.next_spec().logit_adjust, (Adjust{{5, -1.f}, {7, 0.25f}}));
+  tokens.push_back(5);  // counted incrementally: only the new token is added
+  EXPECT_EQ(s.next_spec().logit_adjust, (Adjust{{5, -1.25f}, {7, 0.25f}}));
+}
+
+TEST(SamplerTest, PenaltiesChangeGreedyChoices) {
+  SamplingParams p;
+  p.frequency_penalty = 2.f;
+  std::vector<int32_t> tokens = {0};
+  Sampler s(p, &tokens, 1);
+  const std::vector<float> logits = {0.f, 3.f, 2.f, 1.5f};
+  for (int i = 0; i < 4; ++i) tokens.push_back(s.sample(logits).token);
+  // 1 (3); then 2 (3 - 2 < 2); then 3 (1, 0, 1.5); then 1 again (3 - 2 = 1 beats 0, 2 - 2, 1.5 - 2).
+  EXPECT_EQ(tokens, (std::vector<int32_t>{0, 1, 2, 3, 1}));
+}
+
+TEST(SamplerTest, AdjustmentsAreValidatedAgainstTheVocabulary) {
+  SamplingParams p;
+  EXPECT_TRUE(validate_logit_adjustments(p, 10).ok());
+  p.logit_bias = {{10, 1.f}};
+  EXPECT_EQ(validate_logit_adjustments(p, 10).code(), StatusCode::kInvalidArgument);
+  p.logit_bias = {{9, 101.f}};
+  EXPECT_FALSE(validate_logit_adjustments(p, 10).ok());
+  p.logit_bias = {};
+  p.presence_penalty = 2.5f;
+  EXPECT_FALSE(validate_logit_adjustments(p, 10).ok());
+}
+
 }  // namespace
 }  // namespace quilt::engine

@@ -43,7 +43,28 @@ Status CudaBackend::sample(const Tensor& logits, std::span<const SampleSpec> row
     any_sorted = any_sorted || (s.temperature > 0.f && ((s.top_k > 0 && s.top_k < vocab) ||
                                                         s.top_p < 1.f));
   }
-  QUILT_RETURN_IF_ERROR(upload(specs.data(), specs.size() * sizeof(specs[0]), sample_specs_));
+  // logit_bias and penalties ride in the same upload, after the rows, and are added to the
+  // logits in place (the logits are this step's scratch) before the rows are sampled.
+  std::vector<kernels::sampling::LogitAdjust> adjust;
+  for (int64_t r = 0; r < n; ++r) {
+    for (const auto& [id, delta] : rows[r].logit_adjust) {
+      if (id < 0 || id >= vocab) return Status::Internal("cuda backend: logit_adjust id out of range");
+      adjust.push_back({static_cast<int32_t>(r), id, delta});
+    }
+  }
+  const size_t spec_bytes = specs.size() * sizeof(specs[0]);
+  std::vector<std::byte> staged(spec_bytes + adjust.size() * sizeof(adjust[0]));
+  std::memcpy(staged.data(), specs.data(), spec_bytes);
+  if (!adjust.empty()) {
+    std::memcpy(staged.data() + spec_bytes, adjust.data(), adjust.size() * sizeof(adjust[0]));
+  }
+  QUILT_RETURN_IF_ERROR(upload(staged.data(), staged.size(), sample_specs_));
+  if (!adjust.empty()) {
+    const auto* entries = reinterpret_cast<const kernels::sampling::LogitAdjust*>(
+        static_cast<const std::byte*>(sample_specs_->data()) + spec_bytes);
+    QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(kernels::sampling::adjust_logits_cuda(
+        logits.as<float>(), logits.stride(), entries, static_cast<int32_t>(adjust.size()), stream())));
+  }
   // Scratch sized for the rows that need it: keys only when some row sorts.
   QUILT_RETURN_IF_ERROR(
       reserve(sample_keys_, any_sorted ? n * sort_len * sizeof(uint64_t) : 8, stream()));
