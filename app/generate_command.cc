@@ -97,7 +97,9 @@ int generate_command(int argc, char** argv) {
   options.device = f.device;
   options.dtype = f.dtype;
   options.kv_cache_bytes = 64 << 20;
-  options.lora_pool_bytes = 64 << 20;
+  // The adapter pool is sized from the model (room for a few rank-64 all-module adapters), so a
+  // real model's adapter of any rank up to --max-lora-rank's default loads.
+  options.lora_pool_bytes = 0;
   auto eng = engine::Engine::create(f.model, options);
   if (!eng.ok()) return fail(eng.status());
   engine::Engine& e = **eng;

@@ -23,7 +23,8 @@ void usage() {
                "        [--max-body-bytes N] [--max-upload-bytes N] [--read-timeout S]\n"
                "        [--idle-timeout S] [--max-connections N] [--kv-cache-mb N] [--host-cache-mb N]\n"
                "        [--request-timeout S] [--max-waiting N] [--max-in-flight-per-tenant N]\n"
-               "        [--metrics-key KEY] [--max-lora-rank N] [--admin-port P]\n"
+               "        [--metrics-key KEY] [--max-lora-rank N] [--max-loras N] [--lora-pool-mib N]\n"
+               "        [--max-model-len N] [--gpu-memory-fraction F] [--admin-port P]\n"
                "        [--write-timeout S] [--max-send-buffer-bytes N]\n"
                "      the multi-tenant HTTP server (API.md); admin key from --admin-key-file or\n"
                "      QUILT_ADMIN_KEY, else generated and printed once\n");

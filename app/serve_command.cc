@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -23,6 +24,8 @@ namespace {
 struct ServeFlags {
   ServeFlags() { config.model = demo_model_dir(); }
   ServerConfig config;
+  bool fraction_given = false;  // --gpu-memory-fraction
+  bool kv_cache_given = false;  // --kv-cache-mb
   std::string admin_key_file;
   int64_t drain_timeout_s = 30;
 };
@@ -68,7 +71,18 @@ std::string apply(ServeFlags& f, const std::string& key, const std::string& v) {
   else if (key == "write-timeout") { if ((err = num(n)).empty() && n < 1) err = "write-timeout: must be at least 1"; c.http.write_timeout = std::chrono::seconds(n); }
   else if (key == "max-send-buffer-bytes") { if ((err = num(n)).empty() && n < 4096) err = "max-send-buffer-bytes: must be at least 4096"; c.http.max_send_buffer_bytes = n; }
   else if (key == "drain-timeout") err = num(f.drain_timeout_s);
-  else if (key == "kv-cache-mb") err = num(c.kv_cache_mb);
+  else if (key == "kv-cache-mb") { if ((err = num(c.kv_cache_mb)).empty() && c.kv_cache_mb < 1) err = "kv-cache-mb: must be at least 1"; f.kv_cache_given = true; }
+  else if (key == "lora-pool-mib") { if ((err = num(c.lora_pool_mib)).empty() && c.lora_pool_mib < 1) err = "lora-pool-mib: must be at least 1"; }
+  else if (key == "max-loras") { if ((err = num(n)).empty() && (n < 1 || n > 65536)) err = "max-loras: must be in [1, 65536]"; c.max_loras = static_cast<int32_t>(n); }
+  else if (key == "max-model-len") { if ((err = num(n)).empty() && (n < 1 || n > INT32_MAX)) err = "max-model-len: must be at least 1"; c.max_model_len = n; }
+  else if (key == "gpu-memory-fraction") {
+    char* end = nullptr;
+    c.gpu_memory_fraction = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !(c.gpu_memory_fraction > 0 && c.gpu_memory_fraction <= 1)) {
+      err = "gpu-memory-fraction: expected a number in (0, 1], got '" + v + "'";
+    }
+    f.fraction_given = true;
+  }
   else if (key == "host-cache-mb") err = num(c.host_cache_mb);
   else if (key == "request-timeout") { err = num(n); c.request_timeout = std::chrono::seconds(n); }
   else if (key == "max-waiting") { err = num(n); c.max_waiting = static_cast<int32_t>(n); }
@@ -130,6 +144,17 @@ int serve_command(int argc, char** argv) {
 
   // The tenant store trims the key (files end in a newline) and refuses an empty one.
   ServerConfig& config = f.config;
+  // cuda sizes its one pool by --gpu-memory-fraction (0.9 unless --kv-cache-mb asks for fixed
+  // sizes); cpu memory is sized by --kv-cache-mb and --lora-pool-mib alone.
+  if (config.device == "cpu") {
+    if (f.fraction_given) {
+      std::fprintf(stderr, "quilt serve: --gpu-memory-fraction: sizes a cuda device's pool; on cpu use "
+                           "--kv-cache-mb and --lora-pool-mib\n");
+      return 2;
+    }
+  } else if (!f.fraction_given && !f.kv_cache_given) {
+    config.gpu_memory_fraction = 0.9;
+  }
   if (!f.admin_key_file.empty()) {
     auto key = read_file(f.admin_key_file);
     if (!key.ok()) return fail("admin key", key.status());

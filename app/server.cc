@@ -1,6 +1,9 @@
 // Server: the order things open in (storage first, HTTP last) and close in (the reverse).
 #include "app/server.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "admin/admin_routes.h"
 #include "gateway/openai_routes.h"
 
@@ -58,6 +61,10 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
   eo.device = c.device;
   eo.dtype = c.dtype;
   eo.kv_cache_bytes = c.kv_cache_mb << 20;
+  eo.lora_pool_bytes = c.lora_pool_mib << 20;
+  eo.gpu_memory_fraction = c.gpu_memory_fraction;
+  eo.max_adapter_slots = c.max_loras;
+  eo.max_model_len = static_cast<int32_t>(std::min<int64_t>(c.max_model_len, INT32_MAX));
   eo.max_waiting = c.max_waiting;
   eo.max_in_flight_per_tenant = c.max_in_flight_per_tenant;
   eo.max_lora_rank = c.max_lora_rank;

@@ -27,7 +27,14 @@ struct ServerConfig {
   // own threads and connection limit), so a flood of the public port never starves a prober or
   // an operator; the public port then serves no admin route and no /metrics. -1: none.
   int admin_port = -1;
+  // The paged memory (engine/memory/memory_plan.h). cpu: the KV cache and the adapter pool.
+  // cuda: one pool of both; gpu_memory_fraction > 0 sizes it as that share of the device less
+  // the weights and activations (serve's default 0.9), 0 as kv_cache_mb + lora_pool_mib.
   int64_t kv_cache_mb = 256;
+  int64_t lora_pool_mib = 0;          // 0: four rank-64 all-module adapters of the model, >= 256
+  double gpu_memory_fraction = 0;
+  int32_t max_loras = 64;             // adapters resident at once
+  int64_t max_model_len = 0;          // prompt + max_tokens at most; 0: the model's context
   int64_t host_cache_mb = 1024;
   std::chrono::seconds request_timeout{600};
   int32_t max_waiting = 4096;               // engine queue, all tenants (503 beyond)

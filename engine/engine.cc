@@ -27,6 +27,10 @@ Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& mode
   QUILT_ASSIGN_OR_RETURN(e->tokenizer_, Tokenizer::load(model_dir));
   const ModelConfig& cfg = e->config_;
 
+  if (options.max_lora_rank < 1) {
+    return Status::InvalidArgument("--max-lora-rank " + std::to_string(options.max_lora_rank) +
+                                   ": must be at least 1");
+  }
   auto core = std::make_unique<Core>();
   QUILT_ASSIGN_OR_RETURN(core->backend, make_backend(options.device, options.dtype));
   Backend& backend = *core->backend;
@@ -37,24 +41,54 @@ Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& mode
                                                          options.max_lora_rank));
   }
 
+  // Size the paged memory now that the weights and activations took theirs.
   e->compute_dtype_ = backend.compute_dtype();
-  const int64_t elem = dtype_size(backend.compute_dtype());
-  const int64_t block_bytes = 2 * cfg.num_layers * options.block_size * cfg.kv_dim() * elem;
-  KvCacheShape kv{static_cast<int32_t>(cfg.num_layers),
-                  static_cast<int32_t>(std::max<int64_t>(1, options.kv_cache_bytes / block_bytes)),
-                  options.block_size, static_cast<int32_t>(cfg.num_kv_heads),
-                  static_cast<int32_t>(cfg.head_dim)};
+  const bool unified = options.pool_layout == PoolLayout::kUnified ||
+                       (options.pool_layout == PoolLayout::kAuto && options.device.rfind("cuda", 0) == 0);
+  MemoryRequest mr;
+  mr.elem_bytes = dtype_size(backend.compute_dtype());
+  mr.block_size = options.block_size;
+  mr.unified = unified;
+  mr.kv_cache_bytes = options.kv_cache_bytes;
+  mr.lora_pool_bytes = options.lora_pool_bytes;
+  mr.max_loras = options.max_adapter_slots;
+  mr.max_lora_rank = options.max_lora_rank;
+  mr.max_model_len = options.max_model_len;
+  if (options.gpu_memory_fraction != 0) {
+    if (!unified) {
+      return Status::InvalidArgument("--gpu-memory-fraction: sizes the one paged pool of a cuda device; "
+                                     "on " + options.device + " use --kv-cache-mb and --lora-pool-mib");
+    }
+    QUILT_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, backend.memory_info());
+    mr.gpu_memory_fraction = options.gpu_memory_fraction;
+    mr.device_total_bytes = mem.total_bytes;
+    mr.device_used_bytes = mem.total_bytes - mem.free_bytes;
+  }
+  QUILT_ASSIGN_OR_RETURN(const MemoryPlan plan, plan_memory(cfg, mr));
+  e->plan_ = plan;
+  e->options_.max_adapter_slots = plan.max_loras;
+  e->options_.max_lora_rank = plan.max_lora_rank;
+  e->options_.max_model_len = static_cast<int32_t>(std::min<int64_t>(plan.max_model_len, INT32_MAX));
+  e->max_model_len_ = plan.max_model_len;
+  e->unified_pool_ = unified;
+
+  KvCacheShape kv{static_cast<int32_t>(cfg.num_layers), plan.num_blocks, options.block_size,
+                  static_cast<int32_t>(cfg.num_kv_heads), static_cast<int32_t>(cfg.head_dim)};
   QUILT_RETURN_IF_ERROR(backend.init_kv_cache(kv));
   core->kv_blocks = std::make_unique<PageAllocator>(kv.num_blocks);
 
-  // A LoRA page holds hidden_size values, as in S-LoRA; longer rows (the MLP's) span pages.
+  // Separate: a LoRA page holds hidden_size values, as in S-LoRA; longer rows span pages.
+  // Unified: a page is the K or V of one block of one layer (memory_plan.h), the pool the cache.
   LoraPoolShape pool;
-  pool.page_elems = cfg.hidden_size;
-  pool.num_pages = static_cast<int32_t>(std::max<int64_t>(1, options.lora_pool_bytes / (pool.page_elems * elem)));
-  pool.max_slots = options.max_adapter_slots;
+  pool.page_elems = plan.page_elems;
+  pool.num_pages = unified ? kv.num_blocks * plan.pages_per_block : plan.lora_pages;
+  pool.max_slots = plan.max_loras;
   pool.num_layers = static_cast<int32_t>(cfg.num_layers);
+  pool.in_kv_cache = unified;
+  AdapterPageSource source;
+  if (unified) source = {core->kv_blocks.get(), plan.pages_per_block};
   QUILT_ASSIGN_OR_RETURN(core->adapters, AdapterSlots::create(backend, cfg, pool,
-                                                             options.async_adapter_loads));
+                                                             options.async_adapter_loads, source));
 
   SchedulerConfig sc{options.max_step_tokens, options.max_running, options.block_size};
   core->scheduler = std::make_unique<Scheduler>(sc, *core->kv_blocks, *core->adapters);
@@ -89,16 +123,26 @@ Status Engine::validate(const Request& r) const {
   if (s.top_k < 0) return Status::InvalidArgument("top_k: must be >= 0");
   if (s.logprobs < 0 || s.logprobs > 20) return Status::InvalidArgument("logprobs: must be in [0, 20]");
   QUILT_RETURN_IF_ERROR(validate_logit_adjustments(s, config_.vocab_size));
-  const int64_t total = static_cast<int64_t>(r.prompt.size()) + s.max_tokens;
-  if (total > config_.max_position_embeddings) {
-    return Status::InvalidArgument("prompt: " + std::to_string(r.prompt.size()) + " tokens + max_tokens " +
-                                   std::to_string(s.max_tokens) + " exceed the model's context of " +
-                                   std::to_string(config_.max_position_embeddings) + " tokens");
+  const int64_t prompt = static_cast<int64_t>(r.prompt.size());
+  const int64_t total = prompt + s.max_tokens;
+  if (total > max_model_len_) {
+    const bool model_limit = max_model_len_ == config_.max_position_embeddings;
+    return Status::InvalidArgument("prompt: " + std::to_string(prompt) + " tokens + max_tokens " +
+                                   std::to_string(s.max_tokens) + " exceed " +
+                                   (model_limit ? "the model's context of " : "this server's --max-model-len of ") +
+                                   std::to_string(max_model_len_) + " tokens");
   }
-  const int64_t blocks = (total + options_.block_size - 1) / options_.block_size;
-  if (blocks > kv_blocks_total_) {
-    return Status::InvalidArgument("prompt: " + std::to_string(total) +
-                                   " tokens can never fit in this server's KV cache");
+  // Admission is by what a request needs now (the scheduler grows it block by block, preempting
+  // when memory runs out): only a prompt that with one block more to generate in could not fit
+  // the whole cache, beside its adapter's pages in the one pool, can never run.
+  int64_t capacity = kv_blocks_total_;
+  if (r.adapter && unified_pool_) capacity -= core_->adapters->units_needed(*r.adapter);
+  const int64_t kept = prompt + std::min<int64_t>(s.max_tokens - 1, options_.block_size);
+  if ((kept + options_.block_size - 1) / options_.block_size > capacity) {
+    return Status::InvalidArgument(
+        "prompt: " + std::to_string(prompt) + " tokens (and one block more to generate in) can never fit in this "
+        "server's KV cache of " + std::to_string(std::max<int64_t>(capacity, 0) * options_.block_size) + " tokens" +
+        (r.adapter && unified_pool_ ? " left beside adapter " + r.adapter->name : ""));
   }
   if (r.adapter) {
     const LoraWeights& w = *r.adapter;
@@ -111,8 +155,8 @@ Status Engine::validate(const Request& r) const {
                                      "; this server serves ranks up to " +
                                      std::to_string(options_.max_lora_rank));
     }
-    // pages_needed reads only constants of AdapterSlots: safe from this thread.
-    if (core_->adapters->pages_needed(w) > core_->adapters->num_pages()) {
+    // units_needed reads only constants of AdapterSlots: safe from this thread.
+    if (core_->adapters->units_needed(w) > core_->adapters->num_units()) {
       return Status::InvalidArgument("adapter " + w.name + " is larger than the adapter memory pool");
     }
   }

@@ -162,7 +162,9 @@ void Engine::publish_stats() {
   stats_.waiting = core.scheduler->num_waiting();
   stats_.running = core.scheduler->num_running();
   stats_.preemptions = core.scheduler->num_preemptions();
-  stats_.kv_blocks_used = core.kv_blocks->num_used();
+  stats_.out_of_memory_finishes = core.scheduler->num_out_of_memory();
+  stats_.adapter_blocks = core.adapters->shares_units() ? core.adapters->units_in_use() : 0;
+  stats_.kv_blocks_used = core.kv_blocks->num_used() - stats_.adapter_blocks;
   stats_.adapters_resident = core.adapters->num_resident();
   stats_.adapter_loads = core.adapters->num_loads();
   stats_.adapter_evictions = core.adapters->num_evictions();
@@ -221,6 +223,10 @@ void Engine::run() {
     for (auto& [seq, error] : plan.failed) {
       if (seq->request.deadline) deadlines.erase({*seq->request.deadline, seq->request.id});
       send_final(*seq, FinishReason::kError, std::move(error));
+    }
+    for (std::unique_ptr<Sequence>& seq : plan.out_of_memory) {
+      if (seq->request.deadline) deadlines.erase({*seq->request.deadline, seq->request.id});
+      send_final(*seq, FinishReason::kLength);
     }
     if (!plan.empty()) run_step(plan);
     publish_stats();

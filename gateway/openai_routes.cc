@@ -100,14 +100,16 @@ void continue_completion(Platform& p, bool chat, CompletionRequest r, Completion
   if (!ids.ok()) return send_error(*w, ids.status(), chat ? "messages" : "prompt");
   setup.prompt_ids = std::move(ids).value();
   if (setup.prompt_ids.empty()) return send_error(*w, Status::InvalidArgument("prompt: must not be empty"), "prompt");
-  const int64_t context = p.engine->config().max_position_embeddings;
+  // The model's context, or --max-model-len when the server set a shorter one.
+  const int64_t context = p.engine->max_model_len();
   const int64_t room = context - static_cast<int64_t>(setup.prompt_ids.size());
   if (room < 1) {
     return send_error(*w, Status::InvalidArgument("prompt: " + std::to_string(setup.prompt_ids.size()) +
                                                   " tokens leave no room in the model's context of " +
                                                   std::to_string(context)), "prompt");
   }
-  // Chat without max_tokens may use the rest of the context, as OpenAI's API does.
+  // Chat without max_tokens may use the rest of the context, as OpenAI's API does: the engine
+  // admits by what a request needs now (its prompt and a block), not by this bound.
   if (chat && !r.max_tokens_given) r.sampling.max_tokens = static_cast<int32_t>(room);
 
   setup.reserved_tokens = (static_cast<int64_t>(setup.prompt_ids.size()) + r.sampling.max_tokens) * r.n;

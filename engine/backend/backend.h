@@ -64,6 +64,16 @@ struct LoraPoolShape {
   int64_t page_elems = 0;
   int32_t max_slots = 0;
   int32_t num_layers = 0;
+  // One pool (S-LoRA's unified paging): the pages are the KV cache's memory, page p the elements
+  // [p * page_elems, (p + 1) * page_elems) of it; num_pages * page_elems is the whole cache. The
+  // engine's allocator keeps KV blocks and adapter pages apart. Needs init_kv_cache first.
+  bool in_kv_cache = false;
+};
+
+// A device's memory as its runtime reports it (cudaMemGetInfo).
+struct DeviceMemoryInfo {
+  int64_t free_bytes = 0;
+  int64_t total_bytes = 0;
 };
 
 struct RopeTable;  // engine/model/rope.h
@@ -118,6 +128,12 @@ class Backend {
   // A weight converted from its file dtype to compute_dtype(), shaped [rows, cols].
   virtual Result<Tensor> load_weight(const TensorView& src, int64_t rows, int64_t cols) = 0;
   virtual Status download(const Tensor& src, std::span<float> dst) = 0;
+
+  // The device's free and total memory, to size the paged pool by --gpu-memory-fraction;
+  // Unimplemented where memory is sized by flags alone (cpu).
+  virtual Result<DeviceMemoryInfo> memory_info() const {
+    return Status::Unimplemented(name() + ": no device memory to query");
+  }
 
   // --- paged state: KV cache and the LoRA page pool ---
   virtual Status init_kv_cache(const KvCacheShape& shape) = 0;

@@ -13,19 +13,68 @@ using kernels::sgmv::pages_for_matrix;
 }  // namespace
 
 AdapterSlots::AdapterSlots(Backend& backend, const ModelConfig& cfg, const LoraPoolShape& shape,
-                           bool async_loads)
+                           bool async_loads, AdapterPageSource source)
     : backend_(backend),
       cfg_(cfg),
       shape_(shape),
       async_loads_(async_loads),
-      pages_(shape.num_pages),
+      own_units_(source.shared_units ? nullptr : std::make_unique<PageAllocator>(shape.num_pages)),
+      units_(source.shared_units ? *source.shared_units : *own_units_),
+      pages_per_unit_(source.shared_units ? source.pages_per_unit : 1),
       slots_(shape.max_slots) {}
 
 Result<std::unique_ptr<AdapterSlots>> AdapterSlots::create(Backend& backend, const ModelConfig& cfg,
                                                            const LoraPoolShape& shape,
-                                                           bool async_loads) {
+                                                           bool async_loads,
+                                                           AdapterPageSource source) {
+  if (source.shared_units &&
+      (source.pages_per_unit < 1 ||
+       static_cast<int64_t>(source.shared_units->num_pages()) * source.pages_per_unit != shape.num_pages)) {
+    return Status::Internal("adapter slots: a shared pool of " + std::to_string(shape.num_pages) +
+                            " pages is not its units times pages_per_unit");
+  }
   QUILT_RETURN_IF_ERROR(backend.init_lora_pool(shape));
-  return std::unique_ptr<AdapterSlots>(new AdapterSlots(backend, cfg, shape, async_loads));
+  return std::unique_ptr<AdapterSlots>(new AdapterSlots(backend, cfg, shape, async_loads, source));
+}
+
+// All or nothing: whole units, their pages in unit-major order, the last unit's tail unused.
+bool AdapterSlots::take_pages(int32_t pages, Slot& s) {
+  const int32_t units = (pages + pages_per_unit_ - 1) / pages_per_unit_;
+  s.units.clear();
+  s.pages.clear();
+  if (!units_.allocate(units, s.units)) return false;
+  units_in_use_ += units;
+  const int32_t num_units = units_.num_pages();
+  for (int32_t u : s.units) {
+    for (int32_t j = 0; j < pages_per_unit_ && static_cast<int32_t>(s.pages.size()) < pages; ++j) {
+      s.pages.push_back(j * num_units + u);
+    }
+  }
+  return true;
+}
+
+void AdapterSlots::give_back_pages(Slot& s) {
+  units_.free(s.units);
+  units_in_use_ -= static_cast<int32_t>(s.units.size());
+  s.units.clear();
+  s.pages.clear();
+}
+
+int32_t AdapterSlots::units_needed(const LoraWeights& weights) const {
+  return (pages_needed(weights) + pages_per_unit_ - 1) / pages_per_unit_;
+}
+
+bool AdapterSlots::free_units_for_kv(int32_t units,
+                                     const std::function<bool(const LoraWeights*)>& wanted) {
+  if (!shares_units()) return units_.num_free() >= units;
+  for (const bool evict_wanted : {false, true}) {
+    for (auto it = idle_lru_.begin(); it != idle_lru_.end() && units_.num_free() < units;) {
+      const int32_t slot = *it++;  // evict() erases the current entry
+      if (!evict_wanted && wanted(slots_[slot].weights.get())) continue;
+      evict(slot);
+    }
+  }
+  return units_.num_free() >= units;
 }
 
 int32_t AdapterSlots::free_slot() const {
@@ -53,17 +102,17 @@ Result<int32_t> AdapterSlots::acquire(const std::shared_ptr<const LoraWeights>& 
     if (s.users++ == 0) idle_lru_.erase(s.lru_pos);
     return it->second;
   }
-  const int32_t need = pages_needed(*weights);
-  if (need > pages_.num_pages()) {
+  const int32_t need = units_needed(*weights);
+  if (need > units_.num_pages()) {
     return Status::InvalidArgument("adapter " + weights->name + " needs " + std::to_string(need) +
-                                   " pages; the LoRA pool has " + std::to_string(pages_.num_pages()));
+                                   " units of the pool; it has " + std::to_string(units_.num_pages()));
   }
   // Evict idle adapters, least recently used first, until both a slot and the pages are free.
-  while ((free_slot() < 0 || pages_.num_free() < need) && !idle_lru_.empty()) {
+  while ((free_slot() < 0 || units_.num_free() < need) && !idle_lru_.empty()) {
     evict(idle_lru_.front());
   }
   const int32_t slot = free_slot();
-  if (slot < 0 || pages_.num_free() < need) {
+  if (slot < 0 || units_.num_free() < need) {
     return Status::ResourceExhausted("no room for adapter " + weights->name + " until running requests finish");
   }
   QUILT_RETURN_IF_ERROR(load(slot, weights));
@@ -92,7 +141,7 @@ void AdapterSlots::release(int32_t slot) {
   Slot& s = slots_[slot];
   if (--s.users > 0) return;
   if (s.failed) {  // nobody reads it any more: its pages and slot are free again
-    pages_.free(s.pages);
+    give_back_pages(s);
     s = Slot{};
     return;
   }
@@ -106,19 +155,19 @@ Result<bool> AdapterSlots::prefetch(const std::shared_ptr<const LoraWeights>& we
     if (s.users == 0) idle_lru_.splice(idle_lru_.end(), idle_lru_, s.lru_pos);  // recently wanted
     return false;
   }
-  const int32_t need = pages_needed(*weights);
-  if (need > pages_.num_pages()) return false;  // refused at submit; never loadable
+  const int32_t need = units_needed(*weights);
+  if (need > units_.num_pages()) return false;  // refused at submit; never loadable
   // Room only from idle adapters no queued request wants, least recently used first; and only
   // when it suffices, so a prefetch that cannot happen evicts nothing.
   std::vector<int32_t> victims;
   int32_t slots_free = free_slot() >= 0 ? 1 : 0;
-  int32_t pages_free = pages_.num_free();
+  int32_t pages_free = units_.num_free();  // in units
   for (int32_t slot : idle_lru_) {
     if (slots_free > 0 && pages_free >= need) break;
     if (wanted(slots_[slot].weights.get())) continue;
     victims.push_back(slot);
     slots_free = 1;
-    pages_free += static_cast<int32_t>(slots_[slot].pages.size());
+    pages_free += static_cast<int32_t>(slots_[slot].units.size());
   }
   if (slots_free == 0 || pages_free < need) return false;
   for (int32_t slot : victims) evict(slot);
@@ -169,8 +218,7 @@ Status AdapterSlots::check_shapes(const LoraWeights& weights) const {
 Status AdapterSlots::load(int32_t slot, const std::shared_ptr<const LoraWeights>& weights) {
   QUILT_RETURN_IF_ERROR(check_shapes(*weights));
   Slot& s = slots_[slot];
-  s.pages.clear();
-  if (!pages_.allocate(pages_needed(*weights), s.pages)) {
+  if (!take_pages(pages_needed(*weights), s)) {
     return Status::Internal("adapter pages vanished between check and allocation");
   }
   // Copy each matrix flat into its pages (sgmv.h), zero-padding its last page.
@@ -200,8 +248,7 @@ Status AdapterSlots::load(int32_t slot, const std::shared_ptr<const LoraWeights>
     st = backend_.write_lora_pages(s.pages, data);
   }
   if (!st.ok()) {
-    pages_.free(s.pages);
-    s.pages.clear();
+    give_back_pages(s);
     return st;
   }
   s.failed = false;
@@ -215,7 +262,11 @@ void AdapterSlots::evict(int32_t slot) {
   Slot& s = slots_[slot];
   idle_lru_.erase(s.lru_pos);
   by_weights_.erase(s.weights.get());
-  pages_.free(s.pages);
+  // Shared units go to KV blocks next, written by the compute stream: order it after a copy
+  // into them that nobody waited for yet (a prefetch never used). A failure only meant the
+  // pages were never filled.
+  if (s.pending_load != 0 && shares_units()) (void)backend_.wait_lora_load(s.pending_load);
+  give_back_pages(s);
   s = Slot{};
   ++evictions_;
   // The evicted slot's table entries go stale but nothing references the slot any more;

@@ -2,6 +2,7 @@
 #include "engine/scheduler/scheduler.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace quilt::engine {
 
@@ -11,9 +12,19 @@ Scheduler::Scheduler(const SchedulerConfig& config, PageAllocator& kv_blocks,
 
 void Scheduler::add(std::unique_ptr<Sequence> seq) { fair_.enqueue(std::move(seq)); }
 
+bool Scheduler::make_room(int32_t blocks) {
+  if (kv_blocks_.num_free() >= blocks) return true;
+  if (!adapters_.shares_units()) return false;
+  std::unordered_set<const LoraWeights*> wanted;
+  fair_.for_each_waiting([&](Sequence& s) {
+    if (s.request.adapter) wanted.insert(s.request.adapter.get());
+  });
+  return adapters_.free_units_for_kv(blocks, [&](const LoraWeights* w) { return wanted.count(w) > 0; });
+}
+
 bool Scheduler::grow_blocks(Sequence& seq, int32_t tokens) {
   const int32_t need = blocks_for(tokens) - static_cast<int32_t>(seq.blocks.size());
-  return need <= 0 || kv_blocks_.allocate(need, seq.blocks);
+  return need <= 0 || (make_room(need) && kv_blocks_.allocate(need, seq.blocks));
 }
 
 void Scheduler::release(Sequence& seq) {
@@ -53,6 +64,17 @@ StepPlan Scheduler::schedule() {
     Sequence& seq = *running_[i];
     const int32_t count = std::min(seq.num_uncomputed(), budget);
     if (!grow_blocks(seq, seq.num_computed + count)) {
+      if (running_.size() == 1) {
+        // Alone and out of memory: it holds the whole cache (beside its adapter), so waiting
+        // or recomputing would never let it grow. It ends here, as at the end of a context.
+        std::unique_ptr<Sequence> full = std::move(running_[i]);
+        running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
+        fair_.finished(*full);
+        release(*full);
+        ++out_of_memory_;
+        plan.out_of_memory.push_back(std::move(full));
+        continue;
+      }
       // Out of KV blocks: the tenant with the most service gives way, even with a sequence
       // already planned this step (it leaves the plan and its budget comes back), or this one.
       const size_t v = fair_.choose_victim(running_);

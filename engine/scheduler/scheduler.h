@@ -30,6 +30,9 @@ struct StepPlan {
   // Waiting sequences whose adapter failed to load: out of the scheduler, to be ended with the
   // error. Only they fail; admission went on past them.
   std::vector<std::pair<std::unique_ptr<Sequence>, Status>> failed;
+  // Running sequences that filled the whole KV cache alone (nothing left to preempt or evict):
+  // out of the scheduler, to be ended with finish reason length.
+  std::vector<std::unique_ptr<Sequence>> out_of_memory;
   bool empty() const { return items.empty(); }
 };
 
@@ -38,8 +41,12 @@ struct StepPlan {
 // head of the tenant with the least weighted service) until the budget, the running limit, the KV
 // blocks or the adapter slots run out; a head that does not fit stops admission, so nobody jumps
 // the queue. A head whose adapter fails to load leaves with the error (StepPlan::failed) and
-// admission goes on: one tenant's broken adapter never stalls the others. Out of KV blocks, the newest running sequence of the tenant with the most service is
-// preempted by recompute. Sampled tokens are charged to their tenant when planned, prompts when
+// admission goes on: one tenant's broken adapter never stalls the others. Admission takes only
+// the blocks of the chunk it computes now; running sequences grow block by block. Out of KV
+// blocks, a sequence first takes blocks from idle adapters when the pool is shared (those no
+// queued request wants first, least recently used first); then the newest running sequence of
+// the tenant with the most service is preempted by recompute (its generated tokens kept).
+// A sequence alone that fills the whole cache ends (StepPlan::out_of_memory). Sampled tokens are charged to their tenant when planned, prompts when
 // first admitted. Not thread-safe: the engine thread owns it.
 class Scheduler {
  public:
@@ -58,6 +65,7 @@ class Scheduler {
     fair_.for_each_waiting(f);
   }
   uint64_t num_preemptions() const { return preemptions_; }
+  uint64_t num_out_of_memory() const { return out_of_memory_; }
   bool idle() const { return !fair_.has_waiting() && running_.empty(); }
   // The fair-share state, for tests and metrics.
   const FairShare& fair_share() const { return fair_; }
@@ -69,6 +77,8 @@ class Scheduler {
 
  private:
   bool grow_blocks(Sequence& seq, int32_t tokens);
+  // Shared pool: evicts idle adapters until `blocks` are free; true when they are.
+  bool make_room(int32_t blocks);
   void release(Sequence& seq);
   void preempt(size_t index);
   void charge_output(const Sequence& seq);
@@ -79,6 +89,7 @@ class Scheduler {
   FairShare fair_;                                  // owns the waiting sequences
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
   uint64_t preemptions_ = 0;
+  uint64_t out_of_memory_ = 0;
 };
 
 }  // namespace quilt::engine

@@ -77,7 +77,16 @@ Status CpuBackend::init_kv_cache(const KvCacheShape& shape) {
 
 Status CpuBackend::init_lora_pool(const LoraPoolShape& shape) {
   lora_shape_ = shape;
-  lora_pool_.assign(static_cast<size_t>(shape.num_pages * shape.page_elems), 0.f);
+  if (shape.in_kv_cache) {  // one pool: the pages are the KV cache's memory
+    if (static_cast<size_t>(shape.num_pages) * shape.page_elems != kv_.size()) {
+      return Status::Internal("cpu backend: a lora pool in the KV cache must cover it exactly");
+    }
+    lora_pool_.clear();
+    lora_base_ = kv_.data();
+  } else {
+    lora_pool_.assign(static_cast<size_t>(shape.num_pages * shape.page_elems), 0.f);
+    lora_base_ = lora_pool_.data();
+  }
   page_indices_.clear();
   lora_modules_.assign(static_cast<size_t>(shape.max_slots) * shape.num_layers * 7,
                        kernels::sgmv::LoraModuleRef{0, 0.f, 0, 0});
@@ -93,7 +102,7 @@ Status CpuBackend::write_lora_pages(std::span<const int32_t> pages, std::span<co
     if (pages[i] < 0 || pages[i] >= lora_shape_.num_pages) {
       return Status::Internal("cpu backend: lora page index out of range");
     }
-    std::memcpy(lora_pool_.data() + pages[i] * pe, data.data() + i * pe, pe * sizeof(float));
+    std::memcpy(lora_base_ + pages[i] * pe, data.data() + i * pe, pe * sizeof(float));
   }
   return Status::OK();
 }
@@ -369,7 +378,7 @@ Status CpuBackend::sample(const Tensor& logits, std::span<const SampleSpec> rows
 }
 
 kernels::sgmv::PagedLoraWeights<float> CpuBackend::lora_weights() const {
-  return {lora_pool_.data(), lora_shape_.page_elems, page_indices_.data(), lora_modules_.data(),
+  return {lora_base_, lora_shape_.page_elems, page_indices_.data(), lora_modules_.data(),
           lora_shape_.num_layers, 7};
 }
 

@@ -65,7 +65,8 @@ class CpuBackend final : public Backend {
   int64_t layer_stride_ = 0;
 
   LoraPoolShape lora_shape_;
-  std::vector<float> lora_pool_;       // [num_pages, page_elems]
+  std::vector<float> lora_pool_;       // [num_pages, page_elems]; empty when in the KV cache
+  float* lora_base_ = nullptr;         // lora_pool_ or kv_ (LoraPoolShape::in_kv_cache)
   std::vector<int32_t> page_indices_;
   std::vector<kernels::sgmv::LoraModuleRef> lora_modules_;
 };

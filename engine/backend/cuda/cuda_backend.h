@@ -35,6 +35,7 @@ class CudaBackend final : public Backend {
   Result<Tensor> load_weight(const TensorView& src, int64_t rows, int64_t cols) override;
   Status download(const Tensor& src, std::span<float> dst) override;
 
+  Result<DeviceMemoryInfo> memory_info() const override;  // cudaMemGetInfo
   Status init_kv_cache(const KvCacheShape& shape) override;
   Status init_lora_pool(const LoraPoolShape& shape) override;
   Status write_lora_pages(std::span<const int32_t> pages, std::span<const float> data) override;

@@ -23,15 +23,30 @@ constexpr size_t kMaxStagingRingBytes = size_t{64} << 20;
 
 }  // namespace
 
+Result<DeviceMemoryInfo> CudaBackend::memory_info() const {
+  size_t free_bytes = 0, total_bytes = 0;
+  QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaMemGetInfo(&free_bytes, &total_bytes)));
+  return DeviceMemoryInfo{static_cast<int64_t>(free_bytes), static_cast<int64_t>(total_bytes)};
+}
+
 Status CudaBackend::init_lora_pool(const LoraPoolShape& shape) {
   lora_shape_ = shape;
   QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamSynchronize(stream())));
   lora_loader_.reset();  // waits for its copies into the old pool
   lora_pool_.reset();
-  QUILT_ASSIGN_OR_RETURN(lora_pool_, DeviceMemory::create(static_cast<size_t>(shape.num_pages) *
-                                                          shape.page_elems * dtype_size(dtype_)));
-  QUILT_RETURN_IF_ERROR(
-      QUILT_CUDA_STATUS(cudaMemsetAsync(lora_pool_->data(), 0, lora_pool_->bytes(), stream())));
+  const size_t pool_bytes = static_cast<size_t>(shape.num_pages) * shape.page_elems * dtype_size(dtype_);
+  if (shape.in_kv_cache) {
+    // One allocation for both (S-LoRA's unified paging): adapter pages are KV cache pages the
+    // engine's allocator lent to adapters. Already zeroed by init_kv_cache.
+    if (kv_ == nullptr || kv_->bytes() != pool_bytes) {
+      return Status::Internal("cuda backend: a lora pool in the KV cache must cover it exactly");
+    }
+    lora_pool_ = kv_;
+  } else {
+    QUILT_ASSIGN_OR_RETURN(lora_pool_, DeviceMemory::create(pool_bytes));
+    QUILT_RETURN_IF_ERROR(
+        QUILT_CUDA_STATUS(cudaMemsetAsync(lora_pool_->data(), 0, lora_pool_->bytes(), stream())));
+  }
   QUILT_ASSIGN_OR_RETURN(
       lora_loader_,
       LoraLoader::create(lora_pool_->data(), shape.num_pages, shape.page_elems, dtype_, stream(),
