@@ -223,6 +223,14 @@ def build_family(outdir, name, which):
                     p.copy_(torch.randn_like(p) * (0.15 if "lora_A" in n else 0.25))
         pm = pm.to(getattr(torch, a["dtype"]))
         pm.save_pretrained(os.path.join(adir, a["id"]), safe_serialization=True)
+        # Deterministic and free of this machine's paths: PEFT writes target_modules from a set and
+        # the base model's temporary directory.
+        apath = os.path.join(adir, a["id"], "adapter_config.json")
+        acfg = json.load(open(apath))
+        acfg["base_model_name_or_path"] = None
+        acfg["target_modules"] = sorted(acfg["target_modules"])
+        with open(apath, "w") as f:
+            json.dump(acfg, f, indent=2, sort_keys=True)
         readme = os.path.join(adir, a["id"], "README.md")
         if os.path.exists(readme):
             os.remove(readme)
