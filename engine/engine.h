@@ -50,6 +50,9 @@ struct EngineOptions {
   // Adapter loads overlap compute and start while their requests wait (false: each load finishes
   // before the engine goes on, the reference path tests compare against).
   bool async_adapter_loads = true;
+  // cuda: decode steps replay CUDA graphs captured per padded batch size (false: every step runs
+  // op by op; --no-cuda-graphs).
+  bool decode_graphs = true;
 };
 
 struct EngineStats {
@@ -69,6 +72,8 @@ struct EngineStats {
   uint64_t adapter_evictions = 0;  // idle adapters dropped to make room
   uint64_t adapter_prefetches = 0;  // of adapter_loads, those started while their request waited
   uint64_t adapter_load_waits = 0;  // steps ordered after a load they read (stream-side on cuda)
+  uint64_t graph_captures = 0;      // decode graphs captured (cuda)
+  uint64_t graph_replays = 0;       // decode steps run by replaying one
   double step_seconds_total = 0;   // wall time spent in model steps
   size_t deadlines_tracked = 0;    // live requests with a deadline (finished ones hold none)
 };

@@ -63,12 +63,10 @@ void Engine::run_step(StepPlan& plan) {
   }
   core.sampled.resize(specs.size());
   Tensor logits;
-  Status st = core.backend->begin_step(layout);
-  if (st.ok()) {
-    Result<Tensor> out = core.model->forward(layout);
-    st = out.status();
-    if (st.ok()) logits = *out;
-  }
+  Result<Tensor> out = core.backend->run_step(
+      layout, [&](const StepLayout& l) { return core.model->forward(l); }, options_.decode_graphs);
+  Status st = out.status();
+  if (st.ok()) logits = *out;
   if (st.ok()) st = core.backend->sample(logits, specs, core.sampled);
   if (!st.ok()) {
     // A failed step fails the requests in it, never the engine.
@@ -170,6 +168,9 @@ void Engine::publish_stats() {
   stats_.adapter_evictions = core.adapters->num_evictions();
   stats_.adapter_prefetches = core.adapters->num_prefetches();
   stats_.adapter_load_waits = core.adapters->num_load_waits();
+  const StepGraphStats graphs = core.backend->step_graph_stats();
+  stats_.graph_captures = graphs.captures;
+  stats_.graph_replays = graphs.replays;
   stats_.deadlines_tracked = core.deadlines.size();
   resident_ = core.adapters->resident_names();
 }

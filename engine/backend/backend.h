@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -113,6 +114,17 @@ struct AttentionParams {
   int32_t sliding_window = 0;
 };
 
+// Decode steps run as replayed CUDA graphs (cuda; engine/backend/cuda/decode_graphs.h).
+struct StepGraphStats {
+  uint64_t captures = 0;      // graphs captured (one per padded batch size and LoRA rank)
+  uint64_t replays = 0;       // decode steps run by replaying a graph
+  uint64_t eager_decodes = 0; // decode steps that could not use a graph and ran op by op
+};
+
+// The model's forward pass over a step's layout: the logits of layout.logit_rows ([rows, vocab]
+// float32, in backend memory until the next step).
+using StepForward = std::function<Result<Tensor>(const StepLayout&)>;
+
 // Not thread-safe: one engine thread drives a backend. Ops are ordered (a stream on cuda).
 class Backend {
  public:
@@ -165,6 +177,17 @@ class Backend {
   // --- a step ---
   // Takes the step's layout (uploads it once on cuda); valid until the next begin_step.
   virtual Status begin_step(const StepLayout& layout) = 0;
+  // One whole step: begin_step(layout), then forward(layout). With `graphs`, cuda runs a decode
+  // step (every sequence one token) by replaying a CUDA graph of forward captured for its padded
+  // batch size, calling forward only to capture it. Either way the first layout.logit_rows.size()
+  // rows of the result are the step's logits.
+  virtual Result<Tensor> run_step(const StepLayout& layout, const StepForward& forward,
+                                  bool graphs) {
+    (void)graphs;
+    QUILT_RETURN_IF_ERROR(begin_step(layout));
+    return forward(layout);
+  }
+  virtual StepGraphStats step_graph_stats() const { return {}; }
 
   virtual Status embedding(const Tensor& table, Tensor& out) = 0;  // out[t] = table[token_ids[t]]
   virtual Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;

@@ -144,6 +144,11 @@ Status CudaBackend::check(const Tensor& t, const char* what, bool view_ok) const
 }
 
 Status CudaBackend::begin_step(const StepLayout& layout) {
+  return begin_step_in(layout, meta_buffer_, 4096, nullptr);
+}
+
+Status CudaBackend::begin_step_in(const StepLayout& layout, std::shared_ptr<DeviceMemory>& buffer,
+                                  size_t min_bytes, bool* reallocated) {
   step_ = nullptr;
   const int64_t cache_slots = static_cast<int64_t>(kv_shape_.num_blocks) * kv_shape_.block_size;
   QUILT_ASSIGN_OR_RETURN(offsets_,
@@ -151,19 +156,21 @@ Status CudaBackend::begin_step(const StepLayout& layout) {
   const size_t bytes = static_cast<size_t>(offsets_.total) * sizeof(int32_t);
   // The previous step's upload must have left the staging buffer before it is rewritten.
   QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaEventSynchronize(meta_uploaded_.get())));
-  if (meta_buffer_ == nullptr || meta_buffer_->bytes() < bytes) {
+  if (reallocated != nullptr) *reallocated = false;
+  if (buffer == nullptr || buffer->bytes() < bytes) {
     QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamSynchronize(stream())));  // old one unread
-    meta_buffer_.reset();
-    QUILT_ASSIGN_OR_RETURN(meta_buffer_, DeviceMemory::create(std::max<size_t>(bytes, 4096)));
-    QUILT_RETURN_IF_ERROR(meta_pinned_.reserve(meta_buffer_->bytes()));
+    buffer.reset();
+    QUILT_ASSIGN_OR_RETURN(buffer, DeviceMemory::create(std::max<size_t>(bytes, min_bytes)));
+    QUILT_RETURN_IF_ERROR(meta_pinned_.reserve(buffer->bytes()));
+    if (reallocated != nullptr) *reallocated = true;
   }
   std::memcpy(meta_pinned_.data(), meta_host_.data(), bytes);
   if (bytes > 0) {
     QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaMemcpyAsync(
-        meta_buffer_->data(), meta_pinned_.data(), bytes, cudaMemcpyHostToDevice, stream())));
+        buffer->data(), meta_pinned_.data(), bytes, cudaMemcpyHostToDevice, stream())));
   }
   QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaEventRecord(meta_uploaded_.get(), stream())));
-  meta_dev_ = static_cast<const int32_t*>(meta_buffer_->data());
+  meta_dev_ = static_cast<const int32_t*>(buffer->data());
   step_ = &layout;
   return Status::OK();
 }
@@ -185,6 +192,21 @@ Status CudaBackend::upload(const void* host, size_t bytes, std::shared_ptr<Devic
       cudaMemcpyAsync(dev->data(), host, bytes, cudaMemcpyHostToDevice, stream())));
   // Pageable source: wait, so that the caller may free or change it as soon as this returns.
   return QUILT_CUDA_STATUS(cudaStreamSynchronize(stream()));
+}
+
+Result<Tensor> CudaBackend::run_step(const StepLayout& layout, const StepForward& forward,
+                                     bool graphs) {
+  if (graphs) {
+    if (graphs_ == nullptr) graphs_ = std::make_unique<DecodeGraphs>(*this);
+    QUILT_ASSIGN_OR_RETURN(std::optional<Tensor> out, graphs_->run(layout, forward));
+    if (out) return *out;
+  }
+  QUILT_RETURN_IF_ERROR(begin_step(layout));
+  return forward(layout);
+}
+
+StepGraphStats CudaBackend::step_graph_stats() const {
+  return graphs_ ? graphs_->stats() : StepGraphStats{};
 }
 
 }  // namespace quilt::engine::cuda

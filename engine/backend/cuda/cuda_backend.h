@@ -13,6 +13,7 @@
 #include "engine/backend/backend.h"
 #include "engine/backend/cuda/cuda_gemm.h"
 #include "engine/backend/cuda/cuda_handles.h"
+#include "engine/backend/cuda/decode_graphs.h"
 #include "engine/backend/cuda/lora_loader.h"
 #include "engine/backend/cuda/step_metadata.h"
 
@@ -49,6 +50,11 @@ class CudaBackend final : public Backend {
   LoraLoadStats lora_load_stats() const;
 
   Status begin_step(const StepLayout& layout) override;
+  // Decode steps through CUDA graphs when `graphs` (decode_graphs.h); others as begin_step +
+  // forward.
+  Result<Tensor> run_step(const StepLayout& layout, const StepForward& forward,
+                          bool graphs) override;
+  StepGraphStats step_graph_stats() const override;
   Status embedding(const Tensor& table, Tensor& out) override;
   Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
   Status matmul(const Tensor& x, const Tensor& w, Tensor& out) override;
@@ -76,6 +82,11 @@ class CudaBackend final : public Backend {
 
  private:
   CudaBackend(int device, DType dtype) : device_(device), dtype_(dtype) {}
+  friend class DecodeGraphs;
+  // begin_step with the metadata in `buffer` (grown to at least min_bytes when too small; then
+  // *reallocated is set): decode graphs keep one of their own whose address never moves.
+  Status begin_step_in(const StepLayout& layout, std::shared_ptr<DeviceMemory>& buffer,
+                       size_t min_bytes, bool* reallocated);
   Status require_step(const char* op) const;
   // f(T{}) with T the storage type of dtype_ (__half or __nv_bfloat16): one body for both.
   template <typename F>
@@ -134,6 +145,7 @@ class CudaBackend final : public Backend {
   int64_t num_modules_ = 0;
   int64_t page_index_capacity_ = 0;             // page_indices_ holds at most this many
   std::unique_ptr<LoraLoader> lora_loader_;     // after lora_pool_: freed first, its copies done
+  std::unique_ptr<DecodeGraphs> graphs_;        // created at the first step that may use one
 };
 
 }  // namespace quilt::engine::cuda

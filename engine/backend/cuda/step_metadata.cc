@@ -42,11 +42,13 @@ Result<StepOffsets> pack_step(const StepLayout& l, int64_t num_cache_slots, int3
   o.kv_slots = take(n);
   o.token_seq = take(n);
   o.seqs = take(static_cast<int64_t>(l.sequences.size()) * kSeqInts);
-  o.block_tables = take(static_cast<int64_t>(l.block_tables.size()));
   o.logit_rows = take(static_cast<int64_t>(l.logit_rows.size()));
   o.token_slots = take(static_cast<int64_t>(l.token_slots.size()));
   o.segment_starts = take(static_cast<int64_t>(l.segment_starts.size()));
   o.segment_slots = take(static_cast<int64_t>(l.segment_slots.size()));
+  // Last: the only part whose length varies between decode steps of one batch size, so that
+  // every other offset stays put for a captured graph (decode_graphs.h).
+  o.block_tables = take(static_cast<int64_t>(l.block_tables.size()));
   o.total = at;
   out.assign(static_cast<size_t>(at), -1);
 

@@ -16,11 +16,11 @@ struct StepOffsets {
   int64_t kv_slots = 0;        // [num_tokens]
   int64_t token_seq = 0;       // [num_tokens]: index of each token's sequence
   int64_t seqs = 0;            // [num_seqs] kernels::attention::AttentionSeq (4 int32s each)
-  int64_t block_tables = 0;    // [block_tables.size()]
   int64_t logit_rows = 0;      // [logit_rows.size()]
   int64_t token_slots = 0;     // [num_tokens]
   int64_t segment_starts = 0;  // [num_segments + 1]
   int64_t segment_slots = 0;   // [num_segments]
+  int64_t block_tables = 0;    // [block_tables.size()], last (decode_graphs.h)
   int64_t total = 0;
 };
 
