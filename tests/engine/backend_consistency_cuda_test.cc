@@ -124,6 +124,8 @@ class BackendConsistencyTest : public ::testing::TestWithParam<DType> {
     return cuda_->init_kv_cache(shape);
   }
 
+  void check_attention(const std::vector<SeqSpec>& specs, const AttentionParams& params,
+                       const char* op, float q_sigma = 2.0f);
   void check_lora(int64_t in_dim, const std::vector<int32_t>& projs,
                   const std::vector<int64_t>& out_dims, int32_t rank0, int32_t rank1);
 
@@ -175,6 +177,72 @@ TEST_P(BackendConsistencyTest, RmsNormAddSiluMul) {
   ASSERT_OK(cuda_->silu_mul(gate_up.cuda.columns(0, 176), gate_up.cuda.columns(176, 176),
                             fused_act.cuda));
   EXPECT_LT(compare(fused_act, "silu_mul (fused gate|up)"), kBf16Tolerance);
+}
+
+// The newer architectures' pointwise ops: Qwen2's q/k/v bias, Qwen3/Gemma 3's per-head q/k norms
+// on the columns of one fused q | k | v row (v untouched), Gemma's GeGLU, embedding scale and
+// final logit soft-capping.
+TEST_P(BackendConsistencyTest, AddBiasRmsNormHeadsGeluTanhMulScaleSoftcap) {
+  Pair y = input(19, 160), bias = input(1, 160);
+  ASSERT_OK(cpu_.add_bias(y.cpu, bias.cpu));
+  ASSERT_OK(cuda_->add_bias(y.cuda, bias.cuda));
+  EXPECT_LT(compare(y, "add_bias"), kBf16Tolerance);
+
+  constexpr int64_t kHd = 32, kQ = 8 * kHd, kKv = 2 * kHd;
+  Pair qkv = input(19, kQ + 2 * kKv, 3.0f), q_norm = input(1, kHd), k_norm = input(1, kHd);
+  const std::vector<float> before = download(*cuda_, qkv.cuda);
+  for (Backend* b : {static_cast<Backend*>(&cpu_), cuda_.get()}) {
+    const bool is_cpu = b == &cpu_;
+    const Tensor& t = is_cpu ? qkv.cpu : qkv.cuda;
+    Tensor q = t.columns(0, kQ), k = t.columns(kQ, kKv);
+    ASSERT_OK(b->rms_norm_heads(q, is_cpu ? q_norm.cpu : q_norm.cuda, kHd, 1e-6f));
+    ASSERT_OK(b->rms_norm_heads(k, is_cpu ? k_norm.cpu : k_norm.cuda, kHd, 1e-6f));
+  }
+  EXPECT_LT(compare(qkv, "rms_norm_heads (fused q|k|v)"), kBf16Tolerance);
+  const std::vector<float> after = download(*cuda_, qkv.cuda);
+  for (int64_t r = 0; r < 19; ++r) {
+    for (int64_t c = kQ + kKv; c < kQ + 2 * kKv; ++c) {
+      ASSERT_EQ(after[r * (kQ + 2 * kKv) + c], before[r * (kQ + 2 * kKv) + c])
+          << "rms_norm_heads wrote into v";
+    }
+  }
+  Pair heads256 = input(5, 2 * 256), norm256 = input(1, 256);  // Gemma 3's head_dim
+  ASSERT_OK(cpu_.rms_norm_heads(heads256.cpu, norm256.cpu, 256, 1e-6f));
+  ASSERT_OK(cuda_->rms_norm_heads(heads256.cuda, norm256.cuda, 256, 1e-6f));
+  EXPECT_LT(compare(heads256, "rms_norm_heads (head_dim 256)"), kBf16Tolerance);
+
+  Pair gate = input(19, 176, 2.0f), up = input(19, 176), act = output(19, 176);
+  ASSERT_OK(cpu_.gelu_tanh_mul(gate.cpu, up.cpu, act.cpu));
+  ASSERT_OK(cuda_->gelu_tanh_mul(gate.cuda, up.cuda, act.cuda));
+  EXPECT_LT(compare(act, "gelu_tanh_mul"), kBf16Tolerance);
+  Pair gate_up = input(19, 2 * 176, 2.0f), fused_act = output(19, 176);
+  ASSERT_OK(cpu_.gelu_tanh_mul(gate_up.cpu.columns(0, 176), gate_up.cpu.columns(176, 176),
+                               fused_act.cpu));
+  ASSERT_OK(cuda_->gelu_tanh_mul(gate_up.cuda.columns(0, 176), gate_up.cuda.columns(176, 176),
+                                 fused_act.cuda));
+  EXPECT_LT(compare(fused_act, "gelu_tanh_mul (fused gate|up)"), kBf16Tolerance);
+
+  Pair h = input(19, 96);
+  ASSERT_OK(cpu_.scale(h.cpu, 11.3137f));  // √128
+  ASSERT_OK(cuda_->scale(h.cuda, 11.3137f));
+  EXPECT_LT(compare(h, "scale (16-bit)"), kBf16Tolerance);
+
+  // float32 logits on both sides (uploaded as they are): scale and softcap round nothing.
+  std::vector<float> values = random_values(7 * 300, rng_, 40.0f);
+  Pair logits{cpu_.load_weight(float_view(values, 7, 300), 7, 300).value(),
+              cuda_->allocate(7, 300, DType::kF32).value()};
+  ASSERT_EQ(cudaMemcpy(logits.cuda.data, values.data(), values.size() * sizeof(float),
+                       cudaMemcpyHostToDevice),
+            cudaSuccess);
+  ASSERT_OK(cpu_.scale(logits.cpu, 0.75f));
+  ASSERT_OK(cuda_->scale(logits.cuda, 0.75f));
+  EXPECT_LT(compare(logits, "scale (f32)"), kFloatTolerance);
+  ASSERT_OK(cpu_.softcap(logits.cpu, 30.f));
+  ASSERT_OK(cuda_->softcap(logits.cuda, 30.f));
+  EXPECT_LT(compare(logits, "softcap (f32 logits)"), kFloatTolerance);
+  const std::vector<float> capped = download(*cuda_, logits.cuda);
+  EXPECT_LE(*std::max_element(capped.begin(), capped.end()), 30.f);
+  EXPECT_GT(*std::max_element(capped.begin(), capped.end()), 25.f);  // the cap really bent them
 }
 
 TEST_P(BackendConsistencyTest, EmbeddingAndGatherRowsCopyExactly) {
@@ -231,33 +299,96 @@ TEST_P(BackendConsistencyTest, RopeAtFarPositions) {
   }
 }
 
-// GQA (8 query heads on 2 KV heads), contexts over many shuffled blocks and past one 128-position
-// chunk, a fresh prefill, a chunked prefill over a cached prefix and decodes in one step.
-TEST_P(BackendConsistencyTest, PagedAttentionMixedPrefillDecodeGqa) {
-  constexpr int32_t kHeads = 8, kKvHeads = 2, kHeadDim = 32, kLayer = 1;
-  ASSERT_OK(init_kv_both({2, 64, kBlockSize, kKvHeads, kHeadDim}));
-  const std::vector<SeqSpec> specs = {{0, 37}, {20, 13}, {150, 1}, {8, 1}, {0, 1}};
-  // Earlier steps' K and V.
-  const StepLayout past = layout(specs, true);
-  ASSERT_OK(begin_both(past));
-  Pair pk = input(past.num_tokens(), kKvHeads * kHeadDim),
-       pv = input(past.num_tokens(), kKvHeads * kHeadDim);
-  ASSERT_OK(cpu_.kv_store(kLayer, pk.cpu, pv.cpu));
-  ASSERT_OK(cuda_->kv_store(kLayer, pk.cuda, pv.cuda));
+// LongRoPE (Phi-3): positions from long_from_position on rotate with long_inv_freq, cos and sin
+// scaled by attention_scaling; and Gemma 3's two tables (local and global bases) alternating
+// layer by layer, as the model passes them.
+TEST_P(BackendConsistencyTest, RopeLongRopeAndPerLayerTables) {
+  ModelConfig cfg;
+  cfg.head_dim = 32;
+  cfg.rope.theta = 10000.0;
+  cfg.torch_dtype = "bfloat16";
+  RopeTable longrope = make_rope_table(cfg);
+  longrope.long_inv_freq = longrope.inv_freq;
+  for (size_t i = 0; i < longrope.long_inv_freq.size(); ++i) {
+    longrope.long_inv_freq[i] /= 1.0f + 0.5f * static_cast<float>(i);  // a factor per pair
+  }
+  longrope.long_from_position = 100;
+  longrope.attention_scaling = 1.1902f;
+  cfg.rope.theta = 1000000.0;
+  const RopeTable global = make_rope_table(cfg);
+  ASSERT_OK(init_kv_both({1, 80, kBlockSize, 2, 32}));
+  // Positions on both sides of 100, one token exactly at it.
+  const StepLayout l = layout({{90, 12}, {0, 4}, {300, 1}, {100, 1}}, false);
+  ASSERT_OK(begin_both(l));
+  Pair q = input(l.num_tokens(), 8 * 32), k = input(l.num_tokens(), 2 * 32);
+  const RopeTable* const tables[] = {&longrope, &global, &longrope};
+  for (const RopeTable* table : tables) {
+    ASSERT_OK(cpu_.rope(*table, 32, q.cpu, k.cpu));
+    ASSERT_OK(cuda_->rope(*table, 32, q.cuda, k.cuda));
+  }
+  EXPECT_LT(compare(q, "rope longrope|global|longrope q"), kBf16Tolerance);
+  EXPECT_LT(compare(k, "rope longrope|global|longrope k"), kBf16Tolerance);
+}
 
+// Attention of one step over `specs` (earlier steps' K and V cached first), q, k and v as the
+// model has them: columns of one fused q | k | v row. 8 query heads on 2 KV heads (GQA).
+void BackendConsistencyTest::check_attention(const std::vector<SeqSpec>& specs,
+                                             const AttentionParams& params, const char* op,
+                                             float q_sigma) {
+  constexpr int32_t kHeads = 8, kKvHeads = 2, kHeadDim = 32, kLayer = 1;
+  int32_t blocks = 0;
+  for (const SeqSpec& s : specs) blocks += (s.history + s.q_len + kBlockSize - 1) / kBlockSize;
+  ASSERT_OK(init_kv_both({2, blocks + 3, kBlockSize, kKvHeads, kHeadDim}));
+  const StepLayout past = layout(specs, true);
+  if (past.num_tokens() > 0) {
+    ASSERT_OK(begin_both(past));
+    Pair pk = input(past.num_tokens(), kKvHeads * kHeadDim),
+         pv = input(past.num_tokens(), kKvHeads * kHeadDim);
+    ASSERT_OK(cpu_.kv_store(kLayer, pk.cpu, pv.cpu));
+    ASSERT_OK(cuda_->kv_store(kLayer, pk.cuda, pv.cuda));
+  }
   const StepLayout now = layout(specs, false);
   const int64_t n = now.num_tokens();
   ASSERT_OK(begin_both(now));
-  // This step's q, k and v as the model has them: columns of one fused q | k | v row.
   constexpr int64_t kQ = kHeads * kHeadDim, kKv = kKvHeads * kHeadDim;
-  Pair qkv = input(n, kQ + 2 * kKv, 2.0f), out = output(n, kQ);
+  Pair qkv = input(n, kQ + 2 * kKv, q_sigma), out = output(n, kQ);
   for (Backend* b : {static_cast<Backend*>(&cpu_), cuda_.get()}) {
     const Tensor& t = b == &cpu_ ? qkv.cpu : qkv.cuda;
     ASSERT_OK(b->kv_store(kLayer, t.columns(kQ, kKv), t.columns(kQ + kKv, kKv)));
-    ASSERT_OK(b->attention(kLayer, t.columns(0, kQ), kHeads, AttentionParams{},
+    ASSERT_OK(b->attention(kLayer, t.columns(0, kQ), kHeads, params,
                            b == &cpu_ ? out.cpu : out.cuda));
   }
-  EXPECT_LT(compare(out, "attention (paged, GQA, mixed)"), kBf16Tolerance);
+  EXPECT_LT(compare(out, op), kBf16Tolerance);
+}
+
+// Contexts over many shuffled blocks and past one 128-position chunk, a fresh prefill, a chunked
+// prefill over a cached prefix and decodes in one step.
+const std::vector<SeqSpec> kMixedStep = {{0, 37}, {20, 13}, {150, 1}, {8, 1}, {0, 1}};
+
+TEST_P(BackendConsistencyTest, PagedAttentionMixedPrefillDecodeGqa) {
+  check_attention(kMixedStep, {}, "attention (paged, GQA, mixed)");
+}
+
+// Gemma's options one at a time and together: a scale other than 1/√head_dim (query_pre_attn
+// scalar), scores soft-capped (q spread wide so that the cap bends them), sliding windows shorter
+// than a prefill, than one chunk and than a context.
+TEST_P(BackendConsistencyTest, AttentionScaleSoftcapAndSlidingWindow) {
+  check_attention(kMixedStep, {0.0625f, 0.f, 0}, "attention scale 1/16");
+  check_attention(kMixedStep, {0.f, 5.f, 0}, "attention softcap 5", 4.0f);
+  check_attention(kMixedStep, {0.f, 0.f, 16}, "attention window 16");
+  check_attention(kMixedStep, {0.f, 0.f, 100}, "attention window 100");
+  check_attention(kMixedStep, {0.0625f, 20.f, 9}, "attention scale+softcap+window", 4.0f);
+}
+
+// Split-K decode: contexts of thousands of positions, cut into partitions whose softmax
+// statistics a second pass merges; decodes next to a short prefill and a chunk over a long
+// prefix, with and without a window.
+TEST_P(BackendConsistencyTest, SplitKAttentionOverLongContexts) {
+  const std::vector<SeqSpec> long_step = {{4000, 1}, {2500, 1}, {0, 3}, {1500, 4}, {700, 1}};
+  check_attention(long_step, {}, "attention split-K (4000 ctx)");
+  check_attention(long_step, {0.f, 30.f, 0}, "attention split-K softcap");
+  check_attention(long_step, {0.f, 0.f, 2000}, "attention split-K window 2000");
+  check_attention(long_step, {0.f, 0.f, 300}, "attention window 300 (no split)");
 }
 
 // Mixed ranks, a slot with an untargeted projection, tokens without adapter, a segment long

@@ -16,6 +16,7 @@
 #include "engine/backend/cuda/decode_graphs.h"
 #include "engine/backend/cuda/lora_loader.h"
 #include "engine/backend/cuda/step_metadata.h"
+#include "kernels/attention/paged_attention.h"
 
 namespace quilt::engine::cuda {
 
@@ -110,6 +111,11 @@ class CudaBackend final : public Backend {
   template <typename T>
   kernels::sgmv::PagedLoraWeights<T> lora_weights() const;
   kernels::sgmv::LoraBatch lora_batch() const;
+  // The device copy of `table`'s frequencies (uploaded on first sight).
+  Result<const float*> rope_freqs(const RopeTable& table);
+  // How far this step's attention splits its contexts (kernels/attention plan_split), by the
+  // longest span a query sees; allocates the workspace the first time a step splits.
+  Result<kernels::attention::SplitPlan> plan_attention_split(int64_t num_heads, int32_t window);
 
   // Constant after create().
   int device_;
@@ -130,9 +136,22 @@ class CudaBackend final : public Backend {
   // sample(): the rows' specs, sort keys and probabilities (scratch), and what comes back.
   std::shared_ptr<DeviceMemory> sample_specs_, sample_keys_, sample_probs_, sample_out_;
 
-  // RoPE's inverse frequencies, uploaded when the table changes (once per model in practice).
-  std::vector<float> inv_freq_host_;
+  // RoPE's frequencies in device memory: every distinct table the model passes (Gemma 3
+  // alternates a local and a global one) at its own offset of one buffer, uploaded the first time
+  // it is seen. The buffer is allocated once, at its cap, and never moved (a graph may read it).
+  struct RopeTableEntry {
+    std::vector<float> inv_freq, long_inv_freq;  // the host table: the key
+    size_t offset;                               // inv_freq, then long_inv_freq, from here
+  };
+  std::vector<RopeTableEntry> rope_tables_;
+  size_t rope_floats_used_ = 0;
   std::shared_ptr<DeviceMemory> inv_freq_;
+
+  // Split-K attention's float32 partial results: allocated once by the first attention over a
+  // cache that can hold a context worth splitting; never grown, moved or freed afterwards (a
+  // captured graph may read it).
+  std::shared_ptr<DeviceMemory> attention_partials_;
+  int64_t attention_workspace_floats_ = 0;
 
   KvCacheShape kv_shape_;
   std::shared_ptr<DeviceMemory> kv_;  // per layer: K [blocks, block_size, kv_dim] then V

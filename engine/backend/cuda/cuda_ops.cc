@@ -1,7 +1,10 @@
 // CudaBackend's per-step ops: each checks shapes on the host and enqueues one kernels/ launch.
 #include "engine/backend/cuda/cuda_backend.h"
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
+#include <string>
 
 #include "engine/model/rope.h"
 #include "kernels/activation/silu_mul.h"
@@ -22,7 +25,73 @@ Status check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
   return Status::OK();
 }
 
+// Room for 16 tables of 2 × 256 frequencies (head_dim 512, LongRoPE).
+constexpr size_t kRopeFloats = 16 * 2 * 256;
+// Split-K's workspace for eager steps, at least: 2 MiB (a decode of 32 heads of 128 at batch 1
+// splits 64 ways in it, at batch 8 15 ways).
+constexpr int64_t kMinAttentionWorkspaceFloats = int64_t{1} << 19;
+
 }  // namespace
+
+Result<const float*> CudaBackend::rope_freqs(const RopeTable& table) {
+  const std::vector<float> long_freqs =
+      table.long_from_position > 0 ? table.long_inv_freq : std::vector<float>{};
+  for (const RopeTableEntry& t : rope_tables_) {
+    if (t.inv_freq == table.inv_freq && t.long_inv_freq == long_freqs) {
+      return static_cast<const float*>(inv_freq_->data()) + t.offset;
+    }
+  }
+  std::vector<float> host = table.inv_freq;
+  host.insert(host.end(), long_freqs.begin(), long_freqs.end());
+  if (rope_floats_used_ + host.size() > kRopeFloats) {
+    return Status::Internal("cuda backend: rope: more distinct RoPE tables than fit " +
+                            std::to_string(kRopeFloats) + " frequencies");
+  }
+  if (inv_freq_ == nullptr) {
+    QUILT_ASSIGN_OR_RETURN(inv_freq_, DeviceMemory::create(kRopeFloats * sizeof(float)));
+  }
+  float* dst = static_cast<float*>(inv_freq_->data()) + rope_floats_used_;
+  QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaMemcpyAsync(
+      dst, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice, stream())));
+  QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamSynchronize(stream())));  // `host` goes
+  rope_tables_.push_back({table.inv_freq, long_freqs, rope_floats_used_});
+  rope_floats_used_ += host.size();
+  return static_cast<const float*>(dst);
+}
+
+Result<kernels::attention::SplitPlan> CudaBackend::plan_attention_split(int64_t num_heads,
+                                                                        int32_t window) {
+  namespace attn = kernels::attention;
+  const int64_t capacity = static_cast<int64_t>(kv_shape_.num_blocks) * kv_shape_.block_size;
+  if ((window > 0 ? std::min<int64_t>(capacity, window) : capacity) <= attn::kSplitMinSpan) {
+    return attn::SplitPlan{};  // no query can see enough positions to split
+  }
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamIsCapturing(stream(), &capture)));
+  if (attention_partials_ == nullptr) {
+    // The first attention allocates it, in an eager step (a graph captures decodes, which come
+    // after a prefill), so that a graph's plan always has it and its address never moves. Sized
+    // for every graph plan (any batch) and at least kMinAttentionWorkspaceFloats for eager ones.
+    if (capture != cudaStreamCaptureStatusNone) return attn::SplitPlan{};
+    int64_t floats = kMinAttentionWorkspaceFloats;
+    for (int64_t n = 1; n <= attn::kGraphTargetBlocks; ++n) {
+      floats = std::max(floats, attn::plan_split_any_span(n, kv_shape_.num_kv_heads,
+                                                          static_cast<int32_t>(num_heads),
+                                                          kv_shape_.head_dim, INT64_MAX)
+                                    .workspace_floats);
+    }
+    QUILT_ASSIGN_OR_RETURN(attention_partials_,
+                           DeviceMemory::create(static_cast<size_t>(floats) * sizeof(float)));
+    attention_workspace_floats_ = floats;
+  }
+  const int64_t workspace = attention_workspace_floats_;
+  int32_t max_span = 0;
+  for (const StepLayout::Sequence& seq : step_->sequences) {
+    max_span = std::max(max_span, window > 0 ? std::min(seq.ctx_len, window) : seq.ctx_len);
+  }
+  return attn::plan_split(max_span, step_->num_tokens(), static_cast<int32_t>(num_heads),
+                          kv_shape_.head_dim, workspace);
+}
 
 Status CudaBackend::embedding(const Tensor& table, Tensor& out) {
   QUILT_RETURN_IF_ERROR(require_step("embedding"));
@@ -85,24 +154,20 @@ Status CudaBackend::rope(const RopeTable& table, int64_t head_dim, Tensor& q, Te
       static_cast<int64_t>(table.inv_freq.size()) != head_dim / 2) {
     return Status::Internal("cuda backend: rope shapes do not agree");
   }
-  if (table.long_from_position > 0) return Status::Unimplemented("rope (LongRoPE) on cuda: not yet");
-  if (table.inv_freq != inv_freq_host_ || inv_freq_ == nullptr) {  // once per model in practice
-    const size_t bytes = table.inv_freq.size() * sizeof(float);
-    QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamSynchronize(stream())));
-    inv_freq_.reset();
-    QUILT_ASSIGN_OR_RETURN(inv_freq_, DeviceMemory::create(bytes));
-    QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaMemcpyAsync(
-        inv_freq_->data(), table.inv_freq.data(), bytes, cudaMemcpyHostToDevice, stream())));
-    QUILT_RETURN_IF_ERROR(QUILT_CUDA_STATUS(cudaStreamSynchronize(stream())));
-    inv_freq_host_ = table.inv_freq;
+  if (table.long_from_position < 0 ||
+      (table.long_from_position > 0 && table.long_inv_freq.size() != table.inv_freq.size())) {
+    return Status::Internal("cuda backend: rope: LongRoPE's long_inv_freq does not match");
   }
+  QUILT_ASSIGN_OR_RETURN(const float* freqs, rope_freqs(table));
   return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
     using T = decltype(tag);
     kernels::rope::RopeParams<T> p{};
     p.q = q.as<T>();
     p.k = k.as<T>();
     p.positions = step_ints(offsets_.positions);
-    p.inv_freq = static_cast<const float*>(inv_freq_->data());
+    p.inv_freq = freqs;
+    p.long_inv_freq = table.long_from_position > 0 ? freqs + table.inv_freq.size() : nullptr;
+    p.long_from_position = table.long_from_position;
     p.attention_scaling = table.attention_scaling;
     p.num_tokens = q.rows;
     p.num_q_heads = static_cast<int32_t>(q.cols / head_dim);
@@ -141,9 +206,11 @@ Status CudaBackend::kv_store(int32_t layer, const Tensor& k, const Tensor& v) {
 
 Status CudaBackend::attention(int32_t layer, const Tensor& q, int64_t num_heads,
                               const AttentionParams& params, Tensor& out) {
-  if (params.scale != 0.f || params.softcap != 0.f || params.sliding_window != 0) {
-    return Status::Unimplemented(
-        "attention on cuda: not yet (scale, softcap and sliding window are Llama's only)");
+  if (!(params.scale >= 0.f) || !std::isfinite(params.scale) || !(params.softcap >= 0.f) ||
+      !std::isfinite(params.softcap) || params.sliding_window < 0) {
+    return Status::Internal("cuda backend: attention: scale " + std::to_string(params.scale) +
+                            ", softcap " + std::to_string(params.softcap) + ", window " +
+                            std::to_string(params.sliding_window));
   }
   QUILT_RETURN_IF_ERROR(require_step("attention"));
   QUILT_RETURN_IF_ERROR(check(q, "attention q", true));
@@ -153,6 +220,8 @@ Status CudaBackend::attention(int32_t layer, const Tensor& q, int64_t num_heads,
       q.cols != num_heads * kv_shape_.head_dim || q.rows != step_->num_tokens()) {
     return Status::Internal("cuda backend: attention does not match the cache or the step");
   }
+  QUILT_ASSIGN_OR_RETURN(const kernels::attention::SplitPlan split,
+                         plan_attention_split(num_heads, params.sliding_window));
   return QUILT_CUDA_STATUS(dispatch([&](auto tag) {
     using T = decltype(tag);
     kernels::attention::PagedAttentionParams<T> p{};
@@ -168,8 +237,17 @@ Status CudaBackend::attention(int32_t layer, const Tensor& q, int64_t num_heads,
     p.num_kv_heads = kv_shape_.num_kv_heads;
     p.head_dim = kv_shape_.head_dim;
     p.block_size = kv_shape_.block_size;
-    p.scale = 1.0f / std::sqrt(static_cast<float>(kv_shape_.head_dim));
+    p.scale = params.scale > 0.f ? params.scale
+                                 : 1.0f / std::sqrt(static_cast<float>(kv_shape_.head_dim));
     p.q_stride = q.stride();
+    p.softcap = params.softcap;
+    p.sliding_window = params.sliding_window;
+    p.num_partitions = split.num_partitions;
+    p.partition_size = split.partition_size;
+    if (split.num_partitions > 1) {
+      p.partial_acc = static_cast<float*>(attention_partials_->data());
+      p.partial_ml = p.partial_acc + q.rows * num_heads * split.num_partitions * kv_shape_.head_dim;
+    }
     return kernels::attention::paged_attention_cuda(p, stream());
   }));
 }
@@ -187,27 +265,6 @@ Status CudaBackend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) 
                                                   up.stride()};
     return kernels::activation::silu_mul_cuda(p, stream());
   }));
-}
-
-// The ops of the Qwen, Gemma and Phi architectures: the CUDA kernels are still to come.
-Status CudaBackend::gelu_tanh_mul(const Tensor&, const Tensor&, Tensor&) {
-  return Status::Unimplemented("gelu_tanh_mul on cuda: not yet");
-}
-
-Status CudaBackend::add_bias(Tensor&, const Tensor&) {
-  return Status::Unimplemented("add_bias on cuda: not yet");
-}
-
-Status CudaBackend::rms_norm_heads(Tensor&, const Tensor&, int64_t, float) {
-  return Status::Unimplemented("rms_norm_heads on cuda: not yet");
-}
-
-Status CudaBackend::scale(Tensor&, float) {
-  return Status::Unimplemented("scale on cuda: not yet");
-}
-
-Status CudaBackend::softcap(Tensor&, float) {
-  return Status::Unimplemented("softcap on cuda: not yet");
 }
 
 Status CudaBackend::gather_rows(const Tensor& x, std::span<const int32_t> rows, Tensor& out) {
