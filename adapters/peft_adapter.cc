@@ -88,19 +88,19 @@ Result<std::shared_ptr<const engine::LoraWeights>> load(const PeftConfig& cfg,
                                                         const engine::ModelConfig& model,
                                                         std::string name) {
   QUILT_ASSIGN_OR_RETURN(TargetPlan plan, resolve_targets(cfg, model));
-  // fan_in_fan_out only transposes Conv1D weights; Llama's projections are nn.Linear, where PEFT
+  // fan_in_fan_out only transposes Conv1D weights; every projection here is an nn.Linear, where PEFT
   // warns and resets it to false, leaving A/B shapes unchanged. So it is ignored here.
 
-  std::map<std::string, std::pair<int64_t, Projection>> modules;
-  for (int64_t l = 0; l < model.num_layers; ++l) {
-    for (int p = 0; p < engine::kNumProjections; ++p) {
-      modules[peft_module_name(l, static_cast<Projection>(p))] = {l, static_cast<Projection>(p)};
-    }
-  }
+  const std::vector<PeftModule> linear = peft_linear_modules(model);
+  std::map<std::string, size_t> modules;  // name → index into linear
+  for (size_t i = 0; i < linear.size(); ++i) modules[linear[i].name] = i;
+  auto targeted = [&](const PeftModule& m) {
+    return plan[static_cast<size_t>(m.layer)][static_cast<int>(m.projs[0])].rank > 0;
+  };
 
   // Every tensor must be an expected lora_A / lora_B: anything else (DoRA magnitudes, embedding
   // LoRA, biases, ...) would be part of the trained function that we would silently drop.
-  std::vector<std::array<FoundPair, engine::kNumProjections>> found(plan.size());
+  std::vector<FoundPair> found(linear.size());
   for (const auto& [tname, view] : weights.tensors()) {
     auto parsed = parse_tensor_name(tname);
     if (!parsed) {
@@ -116,15 +116,14 @@ Result<std::shared_ptr<const engine::LoraWeights>> load(const PeftConfig& cfg,
                                      std::to_string(model.num_layers) + " layers");
       }
       return Status::Unprocessable("tensor '" + tname + "' belongs to " + parsed->module +
-                                   ", which is not a linear projection of the base model");
+                                   ", which is not a linear projection of the base model (" +
+                                   model.architecture + ")");
     }
-    const auto [layer, proj] = it->second;
-    if (plan[layer][static_cast<int>(proj)].rank == 0) {
+    if (!targeted(linear[it->second])) {
       return Status::Unprocessable("tensor '" + tname + "' belongs to " + parsed->module +
                                    ", which the adapter config does not target");
     }
-    const TensorView*& slot = parsed->is_b ? found[layer][static_cast<int>(proj)].b
-                                           : found[layer][static_cast<int>(proj)].a;
+    const TensorView*& slot = parsed->is_b ? found[it->second].b : found[it->second].a;
     if (slot != nullptr) {
       return Status::Unprocessable("tensors '" + slot->name + "' and '" + tname +
                                    "' are the same matrix");
@@ -135,36 +134,41 @@ Result<std::shared_ptr<const engine::LoraWeights>> load(const PeftConfig& cfg,
   auto out = std::make_shared<engine::LoraWeights>();
   out->name = std::move(name);
   out->layers.resize(plan.size());
-  for (size_t l = 0; l < plan.size(); ++l) {
-    for (int p = 0; p < engine::kNumProjections; ++p) {
-      const ModuleTarget& target = plan[l][p];
-      if (target.rank == 0) continue;
-      const auto proj = static_cast<Projection>(p);
-      const std::string module = peft_module_name(static_cast<int64_t>(l), proj);
-      const FoundPair& f = found[l][p];
-      if (f.a == nullptr || f.b == nullptr) {
-        return Status::Unprocessable("missing tensor '" + std::string(kTensorPrefix) + module +
-                                     (f.a == nullptr ? ".lora_A" : ".lora_B") +
-                                     ".weight' for targeted module " + module);
-      }
-      const int64_t r = target.rank;
-      const int64_t in = engine::projection_in_dim(model, proj);
-      const int64_t out_dim = engine::projection_out_dim(model, proj);
-      QUILT_ASSIGN_OR_RETURN(std::vector<float> a,
-                             read_matrix(*f.a, {r, in}, "lora_A is [rank, in_features]"));
-      QUILT_ASSIGN_OR_RETURN(std::vector<float> b,
-                             read_matrix(*f.b, {out_dim, r}, "lora_B is [out_features, rank]"));
-      engine::LoraModule& m = out->layers[l][p];
+  for (size_t i = 0; i < linear.size(); ++i) {
+    const PeftModule& module = linear[i];
+    if (!targeted(module)) continue;
+    const size_t l = static_cast<size_t>(module.layer);
+    const ModuleTarget& target = plan[l][static_cast<int>(module.projs[0])];
+    const FoundPair& f = found[i];
+    if (f.a == nullptr || f.b == nullptr) {
+      return Status::Unprocessable("missing tensor '" + std::string(kTensorPrefix) + module.name +
+                                   (f.a == nullptr ? ".lora_A" : ".lora_B") +
+                                   ".weight' for targeted module " + module.name);
+    }
+    const int64_t r = target.rank;
+    // A fused module's projections all read the same input; its output rows are theirs in turn.
+    const int64_t in = engine::projection_in_dim(model, module.projs[0]);
+    int64_t out_dim = 0;
+    for (Projection proj : module.projs) out_dim += engine::projection_out_dim(model, proj);
+    QUILT_ASSIGN_OR_RETURN(std::vector<float> a,
+                           read_matrix(*f.a, {r, in}, "lora_A is [rank, in_features]"));
+    QUILT_ASSIGN_OR_RETURN(std::vector<float> b,
+                           read_matrix(*f.b, {out_dim, r}, "lora_B is [out_features, rank]"));
+    const double denom =
+        cfg.use_rslora ? std::sqrt(static_cast<double>(r)) : static_cast<double>(r);
+    int64_t row0 = 0;  // this projection's first row of B
+    for (Projection proj : module.projs) {
+      const int64_t rows = engine::projection_out_dim(model, proj);
+      engine::LoraModule& m = out->layers[l][static_cast<int>(proj)];
       m.rank = r;
-      const double denom =
-          cfg.use_rslora ? std::sqrt(static_cast<double>(r)) : static_cast<double>(r);
       m.scale = static_cast<float>(target.alpha / denom);
-      m.a = std::move(a);
-      // Bᵀ: the expand kernels read one rank row of out_dim contiguous values.
-      m.bt.resize(static_cast<size_t>(r * out_dim));
-      for (int64_t o = 0; o < out_dim; ++o) {
-        for (int64_t j = 0; j < r; ++j) m.bt[j * out_dim + o] = b[o * r + j];
+      m.a = a;
+      // Bᵀ: the expand kernels read one rank row of `rows` contiguous values.
+      m.bt.resize(static_cast<size_t>(r * rows));
+      for (int64_t o = 0; o < rows; ++o) {
+        for (int64_t j = 0; j < r; ++j) m.bt[j * rows + o] = b[(row0 + o) * r + j];
       }
+      row0 += rows;
     }
   }
   return std::shared_ptr<const engine::LoraWeights>(std::move(out));

@@ -214,15 +214,18 @@ struct BaseModule {
   std::string name;
   ModuleKind kind;
   int64_t layer = -1;
-  Projection proj = Projection::kQ;
+  std::vector<Projection> projs;  // kProjection: what the module computes
 };
 
-// Every named module of LlamaForCausalLM / MistralForCausalLM except the root, as PEFT sees them.
+// Every named module of the base model except the root, as PEFT sees them (the supported
+// architectures all share this tree; they differ in which norms and projections a layer has).
 std::vector<BaseModule> base_modules(const engine::ModelConfig& m) {
   std::vector<BaseModule> out;
   out.push_back({"model", ModuleKind::kOther});
   out.push_back({"model.embed_tokens", ModuleKind::kEmbedding});
   out.push_back({"model.layers", ModuleKind::kOther});
+  const std::vector<PeftModule> linear = peft_linear_modules(m);
+  size_t next = 0;
   for (int64_t i = 0; i < m.num_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i);
     out.push_back({p, ModuleKind::kOther});
@@ -231,9 +234,16 @@ std::vector<BaseModule> base_modules(const engine::ModelConfig& m) {
     out.push_back({p + ".mlp.act_fn", ModuleKind::kOther});
     out.push_back({p + ".input_layernorm", ModuleKind::kOther});
     out.push_back({p + ".post_attention_layernorm", ModuleKind::kOther});
-    for (int j = 0; j < engine::kNumProjections; ++j) {
-      const auto proj = static_cast<Projection>(j);
-      out.push_back({peft_module_name(i, proj), ModuleKind::kProjection, i, proj});
+    if (m.sandwich_norms) {
+      out.push_back({p + ".pre_feedforward_layernorm", ModuleKind::kOther});
+      out.push_back({p + ".post_feedforward_layernorm", ModuleKind::kOther});
+    }
+    if (m.qk_norm) {
+      out.push_back({p + ".self_attn.q_norm", ModuleKind::kOther});
+      out.push_back({p + ".self_attn.k_norm", ModuleKind::kOther});
+    }
+    for (; next < linear.size() && linear[next].layer == i; ++next) {
+      out.push_back({linear[next].name, ModuleKind::kProjection, i, linear[next].projs});
     }
   }
   out.push_back({"model.norm", ModuleKind::kOther});
@@ -286,6 +296,25 @@ std::string peft_module_name(int64_t layer, Projection p) {
       p == Projection::kQ || p == Projection::kK || p == Projection::kV || p == Projection::kO;
   return "model.layers." + std::to_string(layer) + (attn ? ".self_attn." : ".mlp.") +
          engine::projection_name(p);
+}
+
+std::vector<PeftModule> peft_linear_modules(const engine::ModelConfig& model) {
+  std::vector<PeftModule> out;
+  for (int64_t i = 0; i < model.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i);
+    if (model.fused_projections) {  // Phi-3
+      out.push_back({p + ".self_attn.qkv_proj", i, {Projection::kQ, Projection::kK, Projection::kV}});
+      out.push_back({peft_module_name(i, Projection::kO), i, {Projection::kO}});
+      out.push_back({p + ".mlp.gate_up_proj", i, {Projection::kGate, Projection::kUp}});
+      out.push_back({peft_module_name(i, Projection::kDown), i, {Projection::kDown}});
+      continue;
+    }
+    for (int j = 0; j < engine::kNumProjections; ++j) {
+      const auto proj = static_cast<Projection>(j);
+      out.push_back({peft_module_name(i, proj), i, {proj}});
+    }
+  }
+  return out;
 }
 
 Result<PeftConfig> parse_peft_config(const std::string& json_text, const std::string& source) {
@@ -467,7 +496,7 @@ Result<TargetPlan> resolve_targets(const PeftConfig& cfg, const engine::ModelCon
         break;
       }
     }
-    plan[static_cast<size_t>(m.layer)][static_cast<int>(m.proj)] = t;
+    for (Projection proj : m.projs) plan[static_cast<size_t>(m.layer)][static_cast<int>(proj)] = t;
     any = true;
   }
 

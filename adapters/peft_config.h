@@ -55,7 +55,8 @@ struct PeftConfig {
 // Unprocessable naming the field.
 Result<PeftConfig> parse_peft_config(const std::string& json_text, const std::string& source);
 
-// Rank and alpha of one (layer, projection); rank 0: not targeted.
+// Rank and alpha of one (layer, projection); rank 0: not targeted. The projections of one fused
+// module are targeted together, with the module's rank and alpha.
 struct ModuleTarget {
   int64_t rank = 0;
   double alpha = 0;
@@ -64,6 +65,18 @@ using TargetPlan = std::vector<std::array<ModuleTarget, engine::kNumProjections>
 
 // "model.layers.3.self_attn.q_proj", "model.layers.3.mlp.down_proj": PEFT's module names.
 std::string peft_module_name(int64_t layer, engine::Projection p);
+
+// A linear module of the base model as PEFT names it, and the engine projections it computes:
+// one, or for Phi-3's fused modules several, whose outputs are consecutive row blocks of the
+// module's weight (qkv_proj: q, k, v; gate_up_proj: gate, up). A LoRA on such a module has one A
+// and one B whose rows split the same way, so it becomes one engine LoRA per projection, each
+// with the same A and its slice of B.
+struct PeftModule {
+  std::string name;  // "model.layers.3.self_attn.qkv_proj"
+  int64_t layer = 0;
+  std::vector<engine::Projection> projs;
+};
+std::vector<PeftModule> peft_linear_modules(const engine::ModelConfig& model);
 
 // Applies target_modules, exclude_modules, layers_to_transform, rank_pattern and alpha_pattern to
 // the base model's modules. Unprocessable (naming the field) when: r or a pattern rank <= 0, a

@@ -1,4 +1,8 @@
-// The Llama-family forward pass, written once against the Backend interface.
+// The decoder forward pass of every supported architecture (Llama, Mistral, Qwen2/3, Gemma 2/3,
+// Phi-3; named for Llama, its first), written once against the Backend interface. The
+// architectures differ only where ModelConfig says: biases, q/k norms, Gemma's norms around
+// attention and MLP, the activation, the embedding scale, per-layer attention parameters and RoPE
+// tables, and the final logit soft-capping.
 #pragma once
 
 #include <memory>
@@ -34,10 +38,17 @@ class LlamaModel {
   struct Layer {
     // q/k/v and gate/up stacked by rows: one GEMM each, whose output row holds the projections
     // side by side (q | k | v, gate | up).
-    Tensor input_norm, qkv, o, post_norm, gate_up, down;
+    Tensor input_norm, qkv, o, gate_up, down;
+    Tensor qkv_bias;        // [1, q_dim + 2 kv_dim] (Qwen2); empty: none
+    Tensor q_norm, k_norm;  // [1, head_dim] (Qwen3, Gemma 3); empty: none
+    Tensor mlp_norm;        // before the MLP (HF post_attention_layernorm, Gemma pre_feedforward)
+    // Gemma: norms of the attention and MLP outputs before their residual adds; empty: none.
+    Tensor attn_out_norm, mlp_out_norm;
+    AttentionParams attention;  // scale, soft-capping, sliding window of this layer
+    const RopeTable* rope = nullptr;
   };
   struct Activations {
-    Tensor h, x, qkv, attn, gate_up, act, last, logits;
+    Tensor h, x, qkv, attn, gate_up, act, proj_out, last, logits;
     Tensor lora_v[3];  // [T, max_rank] each, float32
   };
 
@@ -48,7 +59,7 @@ class LlamaModel {
 
   ModelConfig cfg_;
   Backend& backend_;
-  RopeTable rope_;
+  RopeTable rope_, local_rope_;  // local: Gemma 3's sliding layers
   int32_t max_step_tokens_ = 0;
   Tensor embed_, final_norm_, lm_head_;
   std::vector<Layer> layers_;

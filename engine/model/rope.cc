@@ -1,4 +1,5 @@
-// Rotary frequencies as transformers' _compute_*_rope_parameters compute them.
+// Rotary frequencies as transformers' _compute_*_rope_parameters compute them (default, linear,
+// llama3, longrope).
 #include "engine/model/rope.h"
 
 #include <bit>
@@ -25,11 +26,18 @@ float round_to_f16(float v) {
 
 }  // namespace
 
-RopeTable make_rope_table(const ModelConfig& cfg) {
+RopeTable make_rope_table(const ModelConfig& cfg, const RopeConfig& rope) {
   RopeTable table;
   const int64_t half = cfg.head_dim / 2;
   table.inv_freq.resize(half);
-  const RopeConfig& rope = cfg.rope;
+  // See ModelConfig::rope_freqs_in_checkpoint_dtype: float32 unless the config asks for them
+  // rounded to the checkpoint dtype (the rounding moves logits by ~1e-3 at 300 tokens).
+  auto round_to_dtype = [&](float v) {
+    if (!cfg.rope_freqs_in_checkpoint_dtype) return v;
+    if (cfg.torch_dtype == "bfloat16") return round_to_bf16(v);
+    if (cfg.torch_dtype == "float16") return round_to_f16(v);
+    return v;
+  };
   for (int64_t i = 0; i < half; ++i) {
     // transformers computes this in float32: 1 / theta^(2i / dim).
     const float exponent = static_cast<float>(2 * i) / static_cast<float>(cfg.head_dim);
@@ -54,15 +62,27 @@ RopeTable make_rope_table(const ModelConfig& cfg) {
         }
         break;
       }
+      case RopeScalingType::kLongRope: {
+        // 1 / (ext_factor * theta^(2i / dim)), in float32 as transformers computes it.
+        const float base_pow = static_cast<float>(std::pow(rope.theta, static_cast<double>(exponent)));
+        const float short_f = static_cast<float>(rope.short_factor[static_cast<size_t>(i)]);
+        const float long_f = static_cast<float>(rope.long_factor[static_cast<size_t>(i)]);
+        inv = 1.0f / (short_f * base_pow);
+        // transformers recomputes the long set in float32 when it switches, so it is not rounded.
+        table.long_inv_freq.push_back(1.0f / (long_f * base_pow));
+        break;
+      }
     }
-    table.inv_freq[i] = static_cast<float>(inv);
-    // transformers keeps inv_freq as a buffer, so a model cast to its checkpoint dtype
-    // (model.to(torch.bfloat16)) rotates with rounded frequencies; the reference outputs
-    // we must match were made that way, and the rounding moves logits by ~1e-3 at 300 tokens.
-    if (cfg.torch_dtype == "bfloat16") table.inv_freq[i] = round_to_bf16(table.inv_freq[i]);
-    if (cfg.torch_dtype == "float16") table.inv_freq[i] = round_to_f16(table.inv_freq[i]);
+    table.inv_freq[i] = round_to_dtype(static_cast<float>(inv));
+  }
+  if (rope.type == RopeScalingType::kLongRope) {
+    // A sequence switches to the long factors once it holds more than the original context.
+    table.long_from_position = rope.original_max_position_embeddings;
+    table.attention_scaling = static_cast<float>(rope.attention_factor);
   }
   return table;
 }
+
+RopeTable make_rope_table(const ModelConfig& cfg) { return make_rope_table(cfg, cfg.rope); }
 
 }  // namespace quilt::engine

@@ -1,4 +1,5 @@
-// Rotary position embedding frequencies, with the linear and llama3 scalings of HF transformers.
+// Rotary position embedding frequencies, with the linear, llama3 and longrope scalings of HF
+// transformers.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,9 @@ struct RopeTable {
   }
 };
 
-RopeTable make_rope_table(const ModelConfig& cfg);
+// The table of `rope` (cfg.rope, or cfg.local_rope for Gemma 3's sliding layers).
+RopeTable make_rope_table(const ModelConfig& cfg, const RopeConfig& rope);
+RopeTable make_rope_table(const ModelConfig& cfg);  // cfg.rope's
+
 
 }  // namespace quilt::engine

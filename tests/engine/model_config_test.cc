@@ -1,4 +1,5 @@
-// Tests of config.json / generation_config.json parsing for Llama and Mistral models.
+// Tests of config.json / generation_config.json parsing for Llama and Mistral models (the other
+// families: model_config_families_test.cc).
 #include "engine/model/model_config.h"
 
 #include <gtest/gtest.h>
@@ -141,13 +142,13 @@ TEST(ModelConfigTest, UnsupportedRopeTypeNamesTheField) {
   EXPECT_NE(s.message().find("dynamic"), std::string::npos) << s.message();
 
   j.erase("rope_scaling");
-  j["rope_parameters"] = {{"rope_type", "longrope"}, {"rope_theta", 10000.0}};
+  j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"factor", 4.0}};
   s = parse_error(j);
   EXPECT_NE(s.message().find("rope_parameters.rope_type"), std::string::npos) << s.message();
 }
 
-TEST(ModelConfigTest, Mistral) {
-  // Mistral 7B v0.1: a 4096-token sliding window caps the context we can serve exactly.
+TEST(ModelConfigTest, MistralSlidingWindowIsAMaskNotAContextCap) {
+  // Mistral 7B v0.1: a 4096-token sliding window in every layer, over a 32K context.
   json j = {{"architectures", {"MistralForCausalLM"}},
             {"vocab_size", 32000},
             {"hidden_size", 4096},
@@ -169,17 +170,27 @@ TEST(ModelConfigTest, Mistral) {
   EXPECT_EQ(r->architecture, "MistralForCausalLM");
   EXPECT_EQ(r->head_dim, 128);
   EXPECT_EQ(r->kv_dim(), 1024);
-  EXPECT_EQ(r->max_position_embeddings, 4096);
+  EXPECT_EQ(r->max_position_embeddings, 32768);
+  EXPECT_EQ(r->sliding_window, 4096);
+  for (int64_t i = 0; i < 32; ++i) EXPECT_TRUE(r->is_sliding(i)) << i;
   EXPECT_EQ(r->bos_token_id, 1);
   EXPECT_EQ(r->eos_token_ids, std::vector<int64_t>{2});
 
-  // v0.3: no window, the full context.
+  // v0.3: null means no window, the full context.
   j["sliding_window"] = nullptr;
   j["rope_theta"] = 1000000.0;
   r = parse(j);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->max_position_embeddings, 32768);
+  EXPECT_EQ(r->sliding_window, 0);
+  EXPECT_FALSE(r->is_sliding(0));
   EXPECT_DOUBLE_EQ(r->rope.theta, 1000000.0);
+
+  // Absent: MistralConfig's default window, 4096.
+  j.erase("sliding_window");
+  r = parse(j);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->sliding_window, 4096);
 }
 
 TEST(ModelConfigTest, GqaAndHeadDim) {
@@ -214,15 +225,29 @@ TEST(ModelConfigTest, GqaAndHeadDim) {
 
 TEST(ModelConfigTest, UnsupportedArchitectureNamesFileAndArchitecture) {
   json j = base_config();
-  j["architectures"] = {"Qwen2ForCausalLM"};
+  j["architectures"] = {"DeepseekV3ForCausalLM"};
   Status s = parse_error(j);
+  EXPECT_TRUE(s.IsUnimplemented());
   EXPECT_NE(s.message().find("test/config.json"), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find("Qwen2ForCausalLM"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("architectures"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("DeepseekV3ForCausalLM"), std::string::npos) << s.message();
+
+  // The multimodal Gemma 3 checkpoints say why.
+  j["architectures"] = {"Gemma3ForConditionalGeneration"};
+  s = parse_error(j);
+  EXPECT_NE(s.message().find("Gemma3ForCausalLM"), std::string::npos) << s.message();
+
+  j.erase("architectures");
+  j["model_type"] = "mamba";
+  s = parse_error(j);
+  EXPECT_NE(s.message().find("model_type"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("mamba"), std::string::npos) << s.message();
 }
 
 TEST(ModelConfigTest, UnsupportedFeaturesAreErrorsNamingTheField) {
   for (const auto& [key, value] : std::vector<std::pair<std::string, json>>{
-           {"attention_bias", true}, {"mlp_bias", true}, {"hidden_act", "gelu"}}) {
+           {"attention_bias", true}, {"mlp_bias", true}, {"hidden_act", "gelu"},
+           {"partial_rotary_factor", 0.75}}) {
     json j = base_config();
     j[key] = value;
     Status s = parse_error(j);
