@@ -25,7 +25,7 @@ void usage() {
                "        [--request-timeout S] [--max-waiting N] [--max-in-flight-per-tenant N]\n"
                "        [--metrics-key KEY] [--max-lora-rank N] [--max-loras N] [--lora-pool-mib N]\n"
                "        [--max-model-len N] [--gpu-memory-fraction F] [--admin-port P]\n"
-               "        [--write-timeout S] [--max-send-buffer-bytes N]\n"
+               "        [--write-timeout S] [--max-send-buffer-bytes N] [--cuda-graphs on|off]\n"
                "      the multi-tenant HTTP server (API.md); admin key from --admin-key-file or\n"
                "      QUILT_ADMIN_KEY, else generated and printed once\n");
 }

@@ -83,6 +83,10 @@ std::string apply(ServeFlags& f, const std::string& key, const std::string& v) {
     }
     f.fraction_given = true;
   }
+  else if (key == "cuda-graphs") {
+    if (v != "on" && v != "off") err = "cuda-graphs: expected on or off, got '" + v + "'";
+    c.cuda_graphs = v == "on";
+  }
   else if (key == "host-cache-mb") err = num(c.host_cache_mb);
   else if (key == "request-timeout") { err = num(n); c.request_timeout = std::chrono::seconds(n); }
   else if (key == "max-waiting") { err = num(n); c.max_waiting = static_cast<int32_t>(n); }

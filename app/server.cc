@@ -68,6 +68,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
   eo.max_waiting = c.max_waiting;
   eo.max_in_flight_per_tenant = c.max_in_flight_per_tenant;
   eo.max_lora_rank = c.max_lora_rank;
+  eo.decode_graphs = c.cuda_graphs;
   auto eng = engine::Engine::create(c.model, eo);
   if (!eng.ok()) return eng.status().with_context("model " + c.model.string());
   s->engine_ = std::move(eng).value();

@@ -40,6 +40,7 @@ struct ServerConfig {
   int32_t max_waiting = 4096;               // engine queue, all tenants (503 beyond)
   int32_t max_in_flight_per_tenant = 1024;  // one tenant's queued + running (429 beyond)
   int32_t max_lora_rank = 128;              // adapters of higher rank are refused at upload (422)
+  bool cuda_graphs = true;                  // cuda: decode steps replay CUDA graphs (--cuda-graphs)
 };
 
 class Server {

@@ -51,7 +51,7 @@ struct EngineOptions {
   // before the engine goes on, the reference path tests compare against).
   bool async_adapter_loads = true;
   // cuda: decode steps replay CUDA graphs captured per padded batch size (false: every step runs
-  // op by op; --no-cuda-graphs).
+  // op by op; quilt serve --cuda-graphs off).
   bool decode_graphs = true;
 };
 
