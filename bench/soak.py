@@ -35,6 +35,8 @@ ap.add_argument("--sample", type=float, default=2.0)
 ap.add_argument("--out", required=True, help="output prefix: OUT.csv, OUT.md, OUT.svg")
 ap.add_argument("--seed", type=int, default=None)
 ap.add_argument("--threads", type=int, default=2, help="quilt serve --threads")
+ap.add_argument("--serve-arg", action="append", default=[],
+                help="one more quilt serve flag, e.g. --serve-arg=--host-cache-mb=64 (repeatable)")
 args = ap.parse_args()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -85,7 +87,8 @@ class Server:
         env = dict(os.environ, QUILT_ADMIN_KEY=ADMIN)
         self.proc = subprocess.Popen(
             [QUILT_RUN, "serve", "--data-dir", DATA, "--port", str(PORT), "--admin-port", str(APORT),
-             "--threads", str(args.threads)], env=env, stdout=log, stderr=subprocess.STDOUT)
+             "--threads", str(args.threads)] + [a for f in args.serve_arg for a in f.split("=", 1)],
+            env=env, stdout=log, stderr=subprocess.STDOUT)
         t = time.time()
         while time.time() - t < 120:
             if self.proc.poll() is not None:
@@ -838,8 +841,10 @@ def report(kill_at, restarts):
              f"load average at the end {os.getloadavg()[0]:.1f}")
     L.append(f"- commit: {commit}{' (+ uncommitted changes by others in the tree)' if dirty else ''}; "
              f"binary {QUILT}")
-    L.append(f"- server: `quilt serve --threads {args.threads} --admin-port` (demo model, CPU device, "
-             f"default limits); driver `bench/soak.py {args.build} --minutes {args.minutes:g} --kills {args.kills}`")
+    extra = " ".join(args.serve_arg)
+    L.append(f"- server: `quilt serve --threads {args.threads} --admin-port {extra}` (demo model, CPU device, "
+             f"other limits default); driver `bench/soak.py {args.build} --minutes {args.minutes:g} "
+             f"--kills {args.kills}{' --serve-arg=' + ' --serve-arg='.join(args.serve_arg) if args.serve_arg else ''}`")
     L.append("")
     L.append("## Requests\n")
     L.append("| kind | outcome | count |")
