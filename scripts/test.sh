@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds everything (CUDA sources too, when nvcc is present) and runs every test. Device tests run
 # on the GPU when there is one; otherwise in the CUDA simulator build (kernels/sim), on the CPU.
+# Then the sanitizer and fuzzing stages (scripts/sanitizers.sh: ASan+UBSan on every host test, 30 s
+# of each fuzz target, TSan on the engine, gateway and platform tests); QUILT_SANITIZERS=0 skips
+# them for a quick local run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -17,3 +20,7 @@ if quilt_has_cuda_toolkit; then
 else
   echo "quilt: no CUDA toolkit (/usr/local/cuda): device code neither built nor simulated" >&2
 fi
+if [ "${QUILT_SANITIZERS:-1}" != 0 ]; then
+  scripts/sanitizers.sh
+fi
+echo "quilt: scripts/test.sh took $SECONDS s" >&2
