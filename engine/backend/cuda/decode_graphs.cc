@@ -78,14 +78,11 @@ bool DecodeGraphs::pad(const StepLayout& l, int32_t size) {
   p.block_tables.assign(l.block_tables.begin(), l.block_tables.end());
   p.logit_rows.resize(static_cast<size_t>(size));
   for (int32_t i = 0; i < size; ++i) p.logit_rows[static_cast<size_t>(i)] = i;
+  p.max_rank = l.max_rank;
+  p.token_slots.clear();
   p.segment_starts.clear();
   p.segment_slots.clear();
-  p.max_rank = l.max_rank;
-  if (l.max_rank > 0) {
-    slots_per_token(l, p.token_slots);
-  } else {
-    p.token_slots.clear();
-  }
+  if (l.max_rank > 0) slots_per_token(l, p.token_slots);
   for (int32_t i = n; i < size; ++i) {
     const size_t d = static_cast<size_t>(donor);
     p.token_ids.push_back(l.token_ids[d]);
@@ -95,6 +92,24 @@ bool DecodeGraphs::pad(const StepLayout& l, int32_t size) {
     s.q_start = i;
     p.sequences.push_back(s);
     if (l.max_rank > 0) p.token_slots.push_back(-1);
+  }
+  if (l.max_rank > 0) {
+    // SGMV segments, always `size` of them (a decode step has at most one per token): runs of
+    // one slot (the padding rows one run of -1), then empty segments at the end. The kernels size
+    // their grid by the segment count and find each tile on the device, so one graph serves any
+    // grouping; a long run of one adapter still gets tensor-core tiles.
+    for (int32_t t = 0; t < size; ++t) {
+      const int32_t slot = p.token_slots[static_cast<size_t>(t)];
+      if (t == 0 || slot != p.segment_slots.back()) {
+        p.segment_starts.push_back(t);
+        p.segment_slots.push_back(slot);
+      }
+    }
+    while (static_cast<int32_t>(p.segment_slots.size()) < size) {
+      p.segment_starts.push_back(size);
+      p.segment_slots.push_back(-1);
+    }
+    p.segment_starts.push_back(size);
   }
   return true;
 }

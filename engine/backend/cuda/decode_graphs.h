@@ -9,8 +9,9 @@
 // into one device buffer of fixed address before each replay, at offsets that depend on the padded
 // size alone (the block tables, whose length varies, come last). What is baked into a graph is
 // sizes only: the padded token count, the LoRA rank (v's width), the model's shapes. LoRA runs
-// through the sgmv kernels' BGMV view (per-token slots on the device, no segments, whose number
-// would change grid sizes), so which adapters a step uses, in which order, varies freely, and the
+// through the sgmv kernels' SGMV view with the segment count fixed at the padded size (the real
+// runs of one adapter, then empty segments: the kernels find each tile from segment_starts on the
+// device), so which adapters a step uses, in which order and grouping, varies freely, and the
 // adapter tables and pages are read from device memory at replay.
 //
 // Padding rows: each copies a donor sequence that has a free slot after its current token in its
