@@ -547,7 +547,6 @@ Result<ModelConfig> parse_model_config(const std::string& json_text, const std::
     QUILT_ASSIGN_OR_RETURN(dtype, f.opt_string("dtype"));  // transformers >= 5 spelling
   }
   cfg.torch_dtype = dtype.value_or("");
-  cfg.rope_freqs_in_checkpoint_dtype = false;  // from_pretrained keeps them float32, Llama too
 
   QUILT_RETURN_IF_ERROR(parse_activation(f, family, &cfg));
   // Biases: Qwen2's q/k/v always; elsewhere attention_bias would add an o_proj bias we lack.

@@ -44,13 +44,7 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
   RopeConfig rope;           // full-attention layers (all layers unless local_rope is set)
-  std::string torch_dtype;   // as declared ("bfloat16", ...)
-  // transformers' from_pretrained keeps the rotary inv_freq buffer in float32 whatever dtype it
-  // loads weights in; a model cast with .to(torch_dtype) rounds it. The Llama reference
-  // (tests/data/expected.json) was made on a cast model, so Llama rounds, as it always has here;
-  // every other architecture matches from_pretrained. TODO: regenerate the Llama reference the
-  // from_pretrained way and drop this.
-  bool rope_freqs_in_checkpoint_dtype = false;
+  std::string torch_dtype;   // as declared ("bfloat16", ...); informational
 
   // --- per-architecture differences ---
   Activation activation = Activation::kSilu;

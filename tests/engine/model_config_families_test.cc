@@ -70,7 +70,6 @@ TEST(ModelConfigFamiliesTest, Qwen25At7BAnd72B) {
   EXPECT_FALSE(c.is_sliding(27));
   EXPECT_DOUBLE_EQ(c.rope.theta, 1e6);
   EXPECT_EQ(c.activation, Activation::kSilu);
-  EXPECT_FALSE(c.rope_freqs_in_checkpoint_dtype);
 
   json j = qwen25_7b();
   j["hidden_size"] = 8192;
