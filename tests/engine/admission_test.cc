@@ -2,6 +2,7 @@
 // backend (issue 9, item 2): a KV cache much smaller than the requests' contexts together, every
 // request still completing with the tokens it gives alone; adapters and a long context trading
 // the same blocks.
+#include <algorithm>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -117,6 +118,33 @@ TEST_F(AdmissionTest, ACacheMuchSmallerThanTheContextsStillCompletesEveryRequest
               static_cast<unsigned long long>(s.steps), static_cast<unsigned long long>(s.preemptions));
 }
 
+TEST_F(AdmissionTest, RequestsAskingForTheRestOfTheContextRunTogether) {
+  // What the gateway sends for chat without max_tokens: the rest of the 512-token context. The
+  // whole context of each (512) is more than the cache (384 tokens): every one was refused
+  // before; now they are admitted by their prompts and run side by side.
+  EngineOptions o;
+  o.kv_cache_bytes = 24 * kBlockBytes;
+  std::unique_ptr<Engine> e = make_engine(o);
+  ASSERT_NE(e, nullptr);
+  Collector c;
+  constexpr int kRequests = 16;
+  for (int i = 0; i < kRequests; ++i) {
+    Request r = make(*e, i + 1, {"Tell me a story", 0, -1}, c);
+    r.sampling.max_tokens = static_cast<int32_t>(e->max_model_len() - r.prompt.size());
+    ASSERT_TRUE(e->submit(std::move(r)).ok()) << i;
+  }
+  int32_t peak = 0;
+  for (int i = 0; i < 2000 && peak < kRequests; ++i) {
+    peak = std::max(peak, e->stats().running);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Each holds one block (prompt + the first tokens) at first: all 16 fit 24 blocks at once.
+  EXPECT_EQ(peak, kRequests);
+  std::printf("[ numbers  ] rest-of-context requests on a 384-token cache: %d running at once (before: all refused)\n", peak);
+  for (int i = 0; i < kRequests; ++i) e->cancel(i + 1);
+  ASSERT_TRUE(c.wait(kRequests));
+}
+
 TEST_F(AdmissionTest, OnlyAPromptThatCannotFitWithOneBlockMoreIsRefused) {
   EngineOptions o;
   o.kv_cache_bytes = 4 * kBlockBytes;  // 64 tokens
@@ -167,7 +195,8 @@ TEST_F(AdmissionTest, OnlyAPromptThatCannotFitWithOneBlockMoreIsRefused) {
 }
 
 TEST_F(AdmissionTest, OnePoolLetsAdaptersAndALongContextTradeBlocks) {
-  // 40 blocks in all, no fixed split: three adapters take 30 of them (9 + 19 + 2) while idle,
+  // 40 blocks in all, no fixed split: three adapters take 30 of them while idle (support-bot,
+  // rank 8 on q and v: 2; sql-writer, rank 16 on every module: 19; legal-rs, rank 4: 9),
   // then one sequence of ~485 tokens needs 31.
   EngineOptions o;
   o.pool_layout = PoolLayout::kUnified;
