@@ -74,6 +74,7 @@ struct EngineStats {
   uint64_t adapter_load_waits = 0;  // steps ordered after a load they read (stream-side on cuda)
   uint64_t graph_captures = 0;      // decode graphs captured (cuda)
   uint64_t graph_replays = 0;       // decode steps run by replaying one
+  uint64_t graph_fallbacks = 0;     // decode steps that ran op by op with graphs on (not captures)
   double step_seconds_total = 0;   // wall time spent in model steps
   size_t deadlines_tracked = 0;    // live requests with a deadline (finished ones hold none)
 };

@@ -171,6 +171,7 @@ void Engine::publish_stats() {
   const StepGraphStats graphs = core.backend->step_graph_stats();
   stats_.graph_captures = graphs.captures;
   stats_.graph_replays = graphs.replays;
+  stats_.graph_fallbacks = graphs.fallbacks;
   stats_.deadlines_tracked = core.deadlines.size();
   resident_ = core.adapters->resident_names();
 }

@@ -96,6 +96,48 @@ TEST(DecodeGraphsCuda, ReplayedStepsGiveTheTokensOfOpByOpSteps) {
   EXPECT_GT(graphs.stats.graph_replays, 3 * graphs.stats.graph_captures);
 }
 
+// Three sequences (padded to 4) whose prompts have one length: at every step they sit at the
+// same position, so at positions 15 and 31 (the last slot of a 16-token block) none has a free
+// slot for the padding row, and those steps run op by op, with the same tokens.
+TEST(DecodeGraphsCuda, StepsWithNoSlotForPaddingRunOpByOp) {
+  auto run_three = [](bool graphs) {
+    EngineOptions o;
+    o.device = "cuda";
+    o.kv_cache_bytes = 8 << 20;
+    o.lora_pool_bytes = 2 << 20;
+    o.decode_graphs = graphs;
+    RunResult result;
+    auto created = Engine::create(source_path("examples/models/tiny-llama"), o);
+    EXPECT_TRUE(created.ok()) << created.status().to_string();
+    if (!created.ok()) return result;
+    Collector c;
+    for (uint64_t id = 1; id <= 3; ++id) {
+      Request r;
+      r.id = id;
+      for (int t = 0; t < 13; ++t) r.prompt.push_back(static_cast<int32_t>(3 + (t * 11 + id * 29) % 400));
+      r.sampling.max_tokens = 22;
+      r.sampling.ignore_eos = true;
+      r.on_event = c.callback();
+      EXPECT_TRUE((*created)->submit(std::move(r)).ok());
+    }
+    EXPECT_TRUE(c.wait(3));
+    for (uint64_t id = 1; id <= 3; ++id) result.tokens[id] = c.get(id).tokens;
+    result.stats = (*created)->stats();
+    return result;
+  };
+  const RunResult eager = run_three(false);
+  const RunResult graphs = run_three(true);
+  for (const auto& [id, tokens] : eager.tokens) {
+    EXPECT_EQ(tokens.size(), 22u);
+    EXPECT_EQ(graphs.tokens.at(id), tokens) << "request " << id;
+  }
+  // Decode steps write positions 13 .. 33 (the prefill's token is the first of 22): 15 and 31
+  // have no padding slot.
+  EXPECT_EQ(graphs.stats.graph_fallbacks, 2u);
+  EXPECT_EQ(graphs.stats.graph_captures, 1u);
+  EXPECT_GE(graphs.stats.graph_replays, 17u);
+}
+
 TEST(DecodeGraphsCuda, OffRunsEveryStepOpByOp) {
   const RunResult eager = run_requests(false);
   EXPECT_EQ(eager.stats.graph_captures, 0u);

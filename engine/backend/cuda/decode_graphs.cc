@@ -65,6 +65,7 @@ bool DecodeGraphs::pad(const StepLayout& l, int32_t size) {
   const int32_t block_size = backend_.kv_shape_.block_size;
   int32_t donor = -1;
   if (size > n) {
+    if (block_size <= 0) return false;
     for (int32_t i = 0; i < n && donor < 0; ++i) {
       if ((l.kv_slots[static_cast<size_t>(i)] + 1) % block_size != 0) donor = i;
     }
@@ -122,6 +123,7 @@ Result<std::optional<Tensor>> DecodeGraphs::run(const StepLayout& layout,
   const Key key{size, layout.max_rank};
   if (size > kMaxGraphTokens || uncapturable_.count(key) > 0 || !pad(layout, size)) {
     ++stats_.eager_decodes;
+    ++stats_.fallbacks;
     return std::optional<Tensor>();
   }
   if (std::vector<const void*> now = baked_addresses(); now != baked_) {

@@ -19,7 +19,7 @@
 // slot (unwritten, and never read before the donor's next step overwrites it), attends over the
 // donor's context, uses no adapter; its logits are dropped.
 //
-// A decode step runs op by op instead (StepGraphStats::eager_decodes) when its padded size is over
+// A decode step runs op by op instead (StepGraphStats::fallbacks) when its padded size is over
 // kMaxGraphTokens, when it needs padding and no sequence has such a slot (every one at the end of
 // a block), or when capturing its key failed once (never retried: an op that cannot be captured).
 // Graphs are dropped (and captured again) when a buffer they read is reallocated: the KV cache,
