@@ -126,7 +126,7 @@ Status parse_rope_object(const Fields& f, bool type_required, const RopeContext&
   QUILT_ASSIGN_OR_RETURN(auto partial, f.opt_double("partial_rotary_factor"));
   if (partial && *partial != 1.0) {
     return f.unsupported("partial_rotary_factor",
-                         std::to_string(*partial) + " is not supported (only 1.0: every dimension "
+                         json(*partial).dump() + " is not supported (only 1.0: every dimension "
                          "rotates)");
   }
   if (*type == "default") {
@@ -207,7 +207,7 @@ Status parse_rope(const Fields& top, const std::string& source, bool per_layer_t
   QUILT_ASSIGN_OR_RETURN(auto top_partial, top.opt_double("partial_rotary_factor"));
   if (top_partial && *top_partial != 1.0) {
     return top.unsupported("partial_rotary_factor",
-                           std::to_string(*top_partial) +
+                           json(*top_partial).dump() +
                                " is not supported (only 1.0: every dimension rotates)");
   }
   RopeContext ctx;

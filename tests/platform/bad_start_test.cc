@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/platform/server_fixture.h"
 
@@ -108,6 +109,23 @@ TEST_F(BadStartTest, EveryBadStartExitsNonZeroWithAMessage) {
   std::filesystem::copy(model, bad_tok, std::filesystem::copy_options::recursive);
   std::ofstream(bad_tok / "tokenizer.json", std::ios::trunc) << "{\"model\": {\"type\": \"Nope\"}}";
   std::ofstream(dir_ / "a-file") << "not a directory";
+  // Models whose config.json asks for what the forward pass cannot compute (issue 10, item 6):
+  // the demo model with one field of its config.json replaced.
+  const auto with_config_field = [&](const std::string& name, const std::string& field,
+                                     const std::string& value_json) {
+    const auto d = dir_ / name;
+    std::filesystem::copy(model, d, std::filesystem::copy_options::recursive);
+    std::ifstream in(d / "config.json");
+    nlohmann::json config = nlohmann::json::parse(in);
+    config[field] = nlohmann::json::parse(value_json);
+    std::ofstream(d / "config.json", std::ios::trunc) << config.dump(2);
+    return d.string();
+  };
+  const std::string bad_arch =
+      with_config_field("deepseek-model", "architectures", "[\"DeepseekV3ForCausalLM\"]");
+  const std::string bad_rope = with_config_field(
+      "yarn-model", "rope_scaling", "{\"rope_type\": \"yarn\", \"factor\": 4.0}");
+  const std::string bad_partial = with_config_field("partial-model", "partial_rotary_factor", "0.75");
 
   const std::vector<Case> cases = {
       {"missing model dir", {"--model", "{dir}/no-such-model"}, "no-such-model"},
@@ -119,6 +137,9 @@ TEST_F(BadStartTest, EveryBadStartExitsNonZeroWithAMessage) {
       {"data dir is a file", {"--data-dir", "{dir}/a-file"}, "a-file"},
       {"data dir cannot be created", {"--data-dir", "/proc/quilt-no-such-dir/data"}, "cannot create database directory"},
       {"tokenizer refused", {"--model", bad_tok.string()}, "tokenizer"},
+      {"architecture refused", {"--model", bad_arch}, "'DeepseekV3ForCausalLM' is not supported"},
+      {"rope type refused", {"--model", bad_rope}, "rope_scaling.rope_type 'yarn' is not supported"},
+      {"partial rotary refused", {"--model", bad_partial}, "partial_rotary_factor 0.75"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args;
