@@ -146,7 +146,10 @@ void Engine::prefetch_adapters() {
   for (Sequence* s : todo) {
     const bool resident = core.adapters->is_resident(s->request.adapter.get());
     if (!resident && ++tries > options_.max_adapter_slots) break;
-    Result<bool> started = core.adapters->prefetch(s->request.adapter, is_wanted);
+    // In one pool, a block for each running sequence stays free: KV growth would evict the
+    // prefetched adapter again at once.
+    const int32_t keep_free = core.adapters->shares_units() ? core.scheduler->num_running() : 0;
+    Result<bool> started = core.adapters->prefetch(s->request.adapter, is_wanted, keep_free);
     if (!started.ok()) failed.emplace_back(s->request.id, started.status());
   }
   for (auto& [id, s] : failed) {

@@ -149,14 +149,15 @@ void AdapterSlots::release(int32_t slot) {
 }
 
 Result<bool> AdapterSlots::prefetch(const std::shared_ptr<const LoraWeights>& weights,
-                                    const std::function<bool(const LoraWeights*)>& wanted) {
+                                    const std::function<bool(const LoraWeights*)>& wanted,
+                                    int32_t keep_free) {
   if (auto it = by_weights_.find(weights.get()); it != by_weights_.end()) {
     Slot& s = slots_[it->second];
     if (s.users == 0) idle_lru_.splice(idle_lru_.end(), idle_lru_, s.lru_pos);  // recently wanted
     return false;
   }
-  const int32_t need = units_needed(*weights);
-  if (need > units_.num_pages()) return false;  // refused at submit; never loadable
+  const int32_t need = units_needed(*weights) + std::max(keep_free, 0);
+  if (need > units_.num_pages()) return false;  // never loadable, or not beside the reserve
   // Room only from idle adapters no queued request wants, least recently used first; and only
   // when it suffices, so a prefetch that cannot happen evicts nothing.
   std::vector<int32_t> victims;

@@ -47,8 +47,11 @@ class AdapterSlots {
   // adapters that `wanted` rejects (adapters queued requests need are kept). True when a load
   // started; false when it is resident already or there is no room now. An error is the load's
   // failure: only the requests of this adapter fail.
+  // keep_free units stay free after the load (a shared pool: the blocks running sequences may
+  // take next step, or the prefetched adapter would only be evicted again for them).
   Result<bool> prefetch(const std::shared_ptr<const LoraWeights>& weights,
-                        const std::function<bool(const LoraWeights*)>& wanted);
+                        const std::function<bool(const LoraWeights*)>& wanted,
+                        int32_t keep_free = 0);
   // Called before a step that reads `slot`: the step is ordered after the slot's load (a stream
   // wait on cuda, nothing on cpu), once. An error means the load failed: the slot is dropped
   // once its users release it, and a later acquire of the same weights loads them afresh.

@@ -147,6 +147,23 @@ TEST_F(UnifiedPoolTest, AdapterPagesAreTheKvCachesPages) {
   units_->free(kv);
 }
 
+TEST_F(UnifiedPoolTest, PrefetchLeavesTheRunningSequencesBlocksFree) {
+  auto a = adapter(cfg_, "a"), b = adapter(cfg_, "b");
+  std::vector<int32_t> kv;
+  ASSERT_TRUE(units_->allocate(5, kv));  // 3 free
+  const auto nobody = [](const LoraWeights*) { return false; };
+  // a needs 2: with 2 blocks kept for running sequences' growth, it would leave only 1.
+  Result<bool> started = adapters_->prefetch(a, nobody, /*keep_free=*/2);
+  ASSERT_TRUE(started.ok());
+  EXPECT_FALSE(*started);
+  EXPECT_EQ(units_->num_free(), 3);
+  started = adapters_->prefetch(b, nobody, /*keep_free=*/1);
+  ASSERT_TRUE(started.ok());
+  EXPECT_TRUE(*started);
+  EXPECT_EQ(units_->num_free(), 1);
+  units_->free(kv);
+}
+
 TEST_F(UnifiedPoolTest, ASequenceWithOthersRunningIsPreemptedNotEnded) {
   // Two sequences, no adapters: when the pool is full the newest gives way (recompute), and
   // nothing ends for lack of memory while another sequence could give blocks back.
