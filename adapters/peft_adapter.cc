@@ -88,8 +88,8 @@ Result<std::shared_ptr<const engine::LoraWeights>> load(const PeftConfig& cfg,
                                                         const engine::ModelConfig& model,
                                                         std::string name) {
   QUILT_ASSIGN_OR_RETURN(TargetPlan plan, resolve_targets(cfg, model));
-  // fan_in_fan_out only transposes Conv1D weights; every projection here is an nn.Linear, where PEFT
-  // warns and resets it to false, leaving A/B shapes unchanged. So it is ignored here.
+  // fan_in_fan_out only transposes Conv1D weights; every projection here is an nn.Linear, where
+  // PEFT warns and resets it to false, leaving A/B shapes unchanged. So it is ignored here.
 
   const std::vector<PeftModule> linear = peft_linear_modules(model);
   std::map<std::string, size_t> modules;  // name → index into linear
@@ -157,12 +157,13 @@ Result<std::shared_ptr<const engine::LoraWeights>> load(const PeftConfig& cfg,
     const double denom =
         cfg.use_rslora ? std::sqrt(static_cast<double>(r)) : static_cast<double>(r);
     int64_t row0 = 0;  // this projection's first row of B
-    for (Projection proj : module.projs) {
+    for (size_t k = 0; k < module.projs.size(); ++k) {
+      const Projection proj = module.projs[k];
       const int64_t rows = engine::projection_out_dim(model, proj);
       engine::LoraModule& m = out->layers[l][static_cast<int>(proj)];
       m.rank = r;
       m.scale = static_cast<float>(target.alpha / denom);
-      m.a = a;
+      m.a = k + 1 < module.projs.size() ? a : std::move(a);  // each projection its own A
       // Bᵀ: the expand kernels read one rank row of `rows` contiguous values.
       m.bt.resize(static_cast<size_t>(r * rows));
       for (int64_t o = 0; o < rows; ++o) {

@@ -214,7 +214,7 @@ struct BaseModule {
   std::string name;
   ModuleKind kind;
   int64_t layer = -1;
-  std::vector<Projection> projs;  // kProjection: what the module computes
+  std::vector<Projection> projs = {};  // kProjection: what the module computes
 };
 
 // Every named module of the base model except the root, as PEFT sees them (the supported
@@ -303,7 +303,8 @@ std::vector<PeftModule> peft_linear_modules(const engine::ModelConfig& model) {
   for (int64_t i = 0; i < model.num_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i);
     if (model.fused_projections) {  // Phi-3
-      out.push_back({p + ".self_attn.qkv_proj", i, {Projection::kQ, Projection::kK, Projection::kV}});
+      out.push_back(
+          {p + ".self_attn.qkv_proj", i, {Projection::kQ, Projection::kK, Projection::kV}});
       out.push_back({peft_module_name(i, Projection::kO), i, {Projection::kO}});
       out.push_back({p + ".mlp.gate_up_proj", i, {Projection::kGate, Projection::kUp}});
       out.push_back({peft_module_name(i, Projection::kDown), i, {Projection::kDown}});

@@ -114,7 +114,9 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const ModelConfig& cfg,
     }
     l.attention.softcap = static_cast<float>(cfg.attn_logit_softcap);
     const auto layer = static_cast<int64_t>(i);
-    if (cfg.is_sliding(layer)) l.attention.sliding_window = static_cast<int32_t>(cfg.sliding_window);
+    if (cfg.is_sliding(layer)) {
+      l.attention.sliding_window = static_cast<int32_t>(cfg.sliding_window);
+    }
     l.rope = cfg.has_local_rope && cfg.is_sliding(layer) ? &m->local_rope_ : &m->rope_;
     m->layers_.push_back(std::move(l));
   }
@@ -223,7 +225,8 @@ Result<Tensor> LlamaModel::forward(const StepLayout& layout) {
     }
     if (l.mlp_out_norm.data != nullptr) {
       QUILT_RETURN_IF_ERROR(b.matmul(mlp, l.down, proj_out));
-      QUILT_RETURN_IF_ERROR(add_lora(layout, i, mlp, proj_out, {{P(Projection::kDown), 0, hidden}}));
+      QUILT_RETURN_IF_ERROR(
+          add_lora(layout, i, mlp, proj_out, {{P(Projection::kDown), 0, hidden}}));
       QUILT_RETURN_IF_ERROR(b.rms_norm(proj_out, l.mlp_out_norm, eps, x));
       QUILT_RETURN_IF_ERROR(b.add(h, x));
     } else {

@@ -1,7 +1,9 @@
 // Hugging Face config.json / generation_config.json of the supported decoder models: parsing,
 // validation and transformers' defaults.
 #include "engine/model/model_config.h"
+
 #include "common/files.h"
+#include "engine/model/config_fields.h"
 
 #include <cmath>
 #include <fstream>
@@ -13,266 +15,10 @@
 namespace quilt::engine {
 namespace {
 
-using json = nlohmann::json;
-
-// Typed access to one JSON object; every error names the file and the field. Absent and null
-// fields read as nullopt, because Hugging Face writes `null` for "use the default".
-class Fields {
- public:
-  Fields(const json& obj, const std::string& source, std::string prefix = "")
-      : obj_(obj), source_(source), prefix_(std::move(prefix)) {}
-
-  const json* raw(std::string_view key) const {
-    auto it = obj_.find(key);
-    return (it == obj_.end() || it->is_null()) ? nullptr : &*it;
-  }
-  bool has(std::string_view key) const { return raw(key) != nullptr; }
-  // The key is written, even as null (null often means "off" where absence means the default).
-  bool present(std::string_view key) const { return obj_.find(key) != obj_.end(); }
-
-  Result<std::optional<int64_t>> opt_int(std::string_view key) const {
-    const json* v = raw(key);
-    if (v == nullptr) return std::optional<int64_t>();
-    if (!v->is_number_integer()) return error(key, "must be an integer");
-    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-      return error(key, "is out of range");
-    }
-    return std::optional<int64_t>(v->get<int64_t>());
-  }
-  Result<int64_t> req_int(std::string_view key) const {
-    QUILT_ASSIGN_OR_RETURN(auto v, opt_int(key));
-    if (!v) return error(key, "is required");
-    return *v;
-  }
-  Result<std::optional<double>> opt_double(std::string_view key) const {
-    const json* v = raw(key);
-    if (v == nullptr) return std::optional<double>();
-    if (!v->is_number()) return error(key, "must be a number");
-    return std::optional<double>(v->get<double>());
-  }
-  Result<double> req_double(std::string_view key) const {
-    QUILT_ASSIGN_OR_RETURN(auto v, opt_double(key));
-    if (!v) return error(key, "is required");
-    return *v;
-  }
-  Result<std::optional<bool>> opt_bool(std::string_view key) const {
-    const json* v = raw(key);
-    if (v == nullptr) return std::optional<bool>();
-    if (!v->is_boolean()) return error(key, "must be true or false");
-    return std::optional<bool>(v->get<bool>());
-  }
-  Result<std::optional<std::string>> opt_string(std::string_view key) const {
-    const json* v = raw(key);
-    if (v == nullptr) return std::optional<std::string>();
-    if (!v->is_string()) return error(key, "must be a string");
-    return std::optional<std::string>(v->get<std::string>());
-  }
-
-  std::string field(std::string_view key) const { return prefix_ + std::string(key); }
-  Status error(std::string_view key, std::string_view why) const {
-    return Status::InvalidArgument(source_ + ": " + field(key) + " " + std::string(why));
-  }
-  Status unsupported(std::string_view key, std::string_view why) const {
-    return Status::Unimplemented(source_ + ": " + field(key) + " " + std::string(why));
-  }
-
- private:
-  const json& obj_;
-  const std::string& source_;
-  std::string prefix_;
-};
-
-Result<json> parse_object(const std::string& text, const std::string& source) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::InvalidArgument(source + ": not valid JSON");
-  if (!j.is_object()) return Status::InvalidArgument(source + ": not a JSON object");
-  return j;
-}
-
-// A list of numbers (LongRoPE's short_factor / long_factor).
-Result<std::vector<double>> number_list(const Fields& f, std::string_view key) {
-  const json* v = f.raw(key);
-  if (v == nullptr) return f.error(key, "is required");
-  if (!v->is_array()) return f.error(key, "must be a list of numbers");
-  std::vector<double> out;
-  for (const json& e : *v) {
-    if (!e.is_number()) return f.error(key, "must be a list of numbers");
-    out.push_back(e.get<double>());
-  }
-  return out;
-}
-
-// What a rope object may fill in from outside it: transformers' standardize_rope_params copies
-// the top-level original_max_position_embeddings (Phi-3) and falls back to max_position_embeddings.
-struct RopeContext {
-  std::optional<int64_t> top_original_max;
-  int64_t max_position_embeddings = 0;
-};
-
-// Reads the rope type and its parameters from a rope_scaling or rope_parameters object.
-// `type_required`: old-style rope_scaling objects always carry a type; rope_parameters may omit it.
-Status parse_rope_object(const Fields& f, bool type_required, const RopeContext& ctx,
-                         RopeConfig* rope) {
-  QUILT_ASSIGN_OR_RETURN(auto type, f.opt_string("rope_type"));
-  const char* type_key = "rope_type";
-  if (!type) {
-    QUILT_ASSIGN_OR_RETURN(type, f.opt_string("type"));  // the pre-4.45 spelling
-    type_key = "type";
-  }
-  if (!type) {
-    if (type_required) return f.error("rope_type", "is required");
-    type = "default";
-  }
-  QUILT_ASSIGN_OR_RETURN(auto partial, f.opt_double("partial_rotary_factor"));
-  if (partial && *partial != 1.0) {
-    return f.unsupported("partial_rotary_factor",
-                         json(*partial).dump() + " is not supported (only 1.0: every dimension "
-                         "rotates)");
-  }
-  if (*type == "default") {
-    rope->type = RopeScalingType::kDefault;
-    return Status::OK();
-  }
-  // Phi-3's older configs say "su" (and, mistakenly, "yarn") for LongRoPE; transformers maps both.
-  if (*type == "su" || (*type == "yarn" && f.has("short_factor") && f.has("long_factor"))) {
-    type = "longrope";
-  }
-  if (*type != "linear" && *type != "llama3" && *type != "longrope") {
-    return f.unsupported(type_key, "'" + *type +
-                                       "' is not supported (supported: default, linear, llama3, "
-                                       "longrope)");
-  }
-  if (*type == "longrope") {
-    rope->type = RopeScalingType::kLongRope;
-    QUILT_ASSIGN_OR_RETURN(rope->short_factor, number_list(f, "short_factor"));
-    QUILT_ASSIGN_OR_RETURN(rope->long_factor, number_list(f, "long_factor"));
-    QUILT_ASSIGN_OR_RETURN(auto original, f.opt_int("original_max_position_embeddings"));
-    if (ctx.top_original_max) original = ctx.top_original_max;  // transformers prefers it
-    rope->original_max_position_embeddings = original.value_or(ctx.max_position_embeddings);
-    if (rope->original_max_position_embeddings <= 0) {
-      return f.error("original_max_position_embeddings", "must be positive");
-    }
-    QUILT_ASSIGN_OR_RETURN(auto factor, f.opt_double("factor"));
-    // Without a factor, transformers takes the ratio of the two context lengths.
-    rope->factor = factor.value_or(static_cast<double>(ctx.max_position_embeddings) /
-                                   static_cast<double>(rope->original_max_position_embeddings));
-    QUILT_ASSIGN_OR_RETURN(auto attention_factor, f.opt_double("attention_factor"));
-    if (attention_factor) {
-      rope->attention_factor = *attention_factor;
-    } else {
-      rope->attention_factor =
-          rope->factor <= 1.0
-              ? 1.0
-              : std::sqrt(1 + std::log(rope->factor) /
-                                  std::log(static_cast<double>(
-                                      rope->original_max_position_embeddings)));
-    }
-    for (double v : rope->short_factor) {
-      if (!(v > 0)) return f.error("short_factor", "must hold positive numbers");
-    }
-    for (double v : rope->long_factor) {
-      if (!(v > 0)) return f.error("long_factor", "must hold positive numbers");
-    }
-    return Status::OK();
-  }
-  QUILT_ASSIGN_OR_RETURN(rope->factor, f.req_double("factor"));
-  if (!(rope->factor > 0)) return f.error("factor", "must be positive");
-  if (*type == "linear") {
-    rope->type = RopeScalingType::kLinear;
-    return Status::OK();
-  }
-  rope->type = RopeScalingType::kLlama3;
-  QUILT_ASSIGN_OR_RETURN(rope->low_freq_factor, f.req_double("low_freq_factor"));
-  QUILT_ASSIGN_OR_RETURN(rope->high_freq_factor, f.req_double("high_freq_factor"));
-  QUILT_ASSIGN_OR_RETURN(rope->original_max_position_embeddings,
-                         f.req_int("original_max_position_embeddings"));
-  if (!(rope->low_freq_factor > 0)) return f.error("low_freq_factor", "must be positive");
-  // The llama3 blend divides by (high - low).
-  if (!(rope->high_freq_factor > rope->low_freq_factor)) {
-    return f.error("high_freq_factor", "must be greater than low_freq_factor");
-  }
-  if (rope->original_max_position_embeddings <= 0) {
-    return f.error("original_max_position_embeddings", "must be positive");
-  }
-  return Status::OK();
-}
-
-// rope_theta / rope_scaling (old layout) or rope_parameters (transformers >= 5): one table for
-// every layer, or (Gemma 3) one per layer type: {"full_attention": {...}, "sliding_attention":
-// {...}}, whose sliding one goes to cfg->local_rope. `default_theta` and `default_local_theta`
-// are the architecture's defaults when nothing says.
-Status parse_rope(const Fields& top, const std::string& source, bool per_layer_type_ok,
-                  double default_theta, double default_local_theta, ModelConfig* cfg) {
-  QUILT_ASSIGN_OR_RETURN(auto theta, top.opt_double("rope_theta"));
-  QUILT_ASSIGN_OR_RETURN(auto top_partial, top.opt_double("partial_rotary_factor"));
-  if (top_partial && *top_partial != 1.0) {
-    return top.unsupported("partial_rotary_factor",
-                           json(*top_partial).dump() +
-                               " is not supported (only 1.0: every dimension rotates)");
-  }
-  RopeContext ctx;
-  QUILT_ASSIGN_OR_RETURN(ctx.top_original_max, top.opt_int("original_max_position_embeddings"));
-  ctx.max_position_embeddings = cfg->max_position_embeddings;
-  RopeConfig& rope = cfg->rope;
-  std::optional<double> local_theta;
-  if (const json* params = top.raw("rope_parameters")) {
-    if (!params->is_object()) return top.error("rope_parameters", "must be an object");
-    const bool nested = params->contains("full_attention") || params->contains("sliding_attention");
-    if (nested) {
-      if (!per_layer_type_ok) {
-        return top.unsupported("rope_parameters",
-                               "per-layer-type rope parameters are not supported for " +
-                                   cfg->architecture);
-      }
-      for (const auto& [key, value] : params->items()) {
-        if (key != "full_attention" && key != "sliding_attention") {
-          return top.unsupported("rope_parameters." + key,
-                                 "is not a layer type we know (full_attention, "
-                                 "sliding_attention)");
-        }
-        if (value.is_null()) continue;
-        if (!value.is_object()) return top.error("rope_parameters." + key, "must be an object");
-        Fields f(value, source, "rope_parameters." + key + ".");
-        const bool local = key == "sliding_attention";
-        RopeConfig& target = local ? cfg->local_rope : rope;
-        QUILT_ASSIGN_OR_RETURN(auto inner_theta, f.opt_double("rope_theta"));
-        if (inner_theta) (local ? local_theta : theta) = inner_theta;
-        QUILT_RETURN_IF_ERROR(parse_rope_object(f, /*type_required=*/false, ctx, &target));
-      }
-    } else {
-      Fields f(*params, source, "rope_parameters.");
-      QUILT_ASSIGN_OR_RETURN(auto inner_theta, f.opt_double("rope_theta"));
-      if (inner_theta) theta = inner_theta;
-      QUILT_RETURN_IF_ERROR(parse_rope_object(f, /*type_required=*/false, ctx, &rope));
-    }
-  } else if (const json* scaling = top.raw("rope_scaling")) {
-    // Old layout; in Gemma 3 it scales the global (full-attention) layers only.
-    if (!scaling->is_object()) return top.error("rope_scaling", "must be an object or null");
-    Fields f(*scaling, source, "rope_scaling.");
-    QUILT_RETURN_IF_ERROR(parse_rope_object(f, /*type_required=*/true, ctx, &rope));
-  }
-  rope.theta = theta.value_or(default_theta);
-  if (!(rope.theta > 0)) return top.error("rope_theta", "must be positive");
-  if (per_layer_type_ok) {
-    if (!local_theta) {
-      QUILT_ASSIGN_OR_RETURN(local_theta, top.opt_double("rope_local_base_freq"));
-    }
-    cfg->has_local_rope = true;
-    cfg->local_rope.theta = local_theta.value_or(default_local_theta);
-    if (!(cfg->local_rope.theta > 0)) return top.error("rope_local_base_freq", "must be positive");
-  }
-  for (const RopeConfig* r : {&cfg->rope, &cfg->local_rope}) {
-    if (r->type != RopeScalingType::kLongRope) continue;
-    const size_t half = static_cast<size_t>(cfg->head_dim / 2);
-    if (r->short_factor.size() != half || r->long_factor.size() != half) {
-      return Status::InvalidArgument(
-          source + ": longrope short_factor and long_factor must each hold head_dim / 2 = " +
-          std::to_string(half) + " numbers (they hold " + std::to_string(r->short_factor.size()) +
-          " and " + std::to_string(r->long_factor.size()) + ")");
-    }
-  }
-  return Status::OK();
-}
+using config_internal::Fields;
+using config_internal::json;
+using config_internal::parse_object;
+using config_internal::parse_rope;
 
 // bos_token_id / eos_token_id from either file; eos may be one id or a list of ids.
 Status parse_special_tokens(const Fields& f, ModelConfig* cfg) {
@@ -320,7 +66,9 @@ constexpr ArchitectureInfo kArchitectures[] = {
 
 std::string supported_list() {
   std::string out;
-  for (const ArchitectureInfo& a : kArchitectures) out += (out.empty() ? "" : ", ") + std::string(a.architecture);
+  for (const ArchitectureInfo& a : kArchitectures) {
+    out += (out.empty() ? "" : ", ") + std::string(a.architecture);
+  }
   return out;
 }
 
@@ -423,13 +171,13 @@ Status parse_sliding_window(const Fields& f, Family family, ModelConfig* cfg) {
     }
     for (size_t i = 0; i < n; ++i) {
       const json& t = (*types)[i];
-      if (!t.is_string() ||
-          (t.get<std::string>() != "sliding_attention" && t.get<std::string>() != "full_attention")) {
+      const std::string type = t.is_string() ? t.get<std::string>() : "";
+      if (type != "sliding_attention" && type != "full_attention") {
         return f.unsupported("layer_types", "[" + std::to_string(i) + "] " + t.dump() +
                                                 " is not supported (sliding_attention or "
                                                 "full_attention)");
       }
-      sliding[i] = t.get<std::string>() == "sliding_attention";
+      sliding[i] = type == "sliding_attention";
     }
   }
   if (!window) return Status::OK();
@@ -448,7 +196,9 @@ Status parse_gemma(const Fields& f, Family family, ModelConfig* cfg) {
   cfg->embedding_scale = static_cast<float>(std::sqrt(static_cast<double>(cfg->hidden_size)));
   QUILT_ASSIGN_OR_RETURN(auto scalar, f.opt_double("query_pre_attn_scalar"));
   cfg->query_pre_attn_scalar = scalar.value_or(256);
-  if (!(cfg->query_pre_attn_scalar > 0)) return f.error("query_pre_attn_scalar", "must be positive");
+  if (!(cfg->query_pre_attn_scalar > 0)) {
+    return f.error("query_pre_attn_scalar", "must be positive");
+  }
   QUILT_ASSIGN_OR_RETURN(auto final_cap, f.opt_double("final_logit_softcapping"));
   QUILT_ASSIGN_OR_RETURN(auto attn_cap, f.opt_double("attn_logit_softcapping"));
   if (family == Family::kGemma2) {

@@ -33,7 +33,8 @@ Result<ModelWeightViews> find_model_weights(const TensorStore& store, const Mode
     if (cfg.fused_projections) {
       QUILT_ASSIGN_OR_RETURN(
           l.qkv, store.get(attn + "qkv_proj.weight", {cfg.q_dim() + 2 * cfg.kv_dim(), hidden}));
-      QUILT_ASSIGN_OR_RETURN(l.gate_up, store.get(mlp + "gate_up_proj.weight", {2 * inter, hidden}));
+      QUILT_ASSIGN_OR_RETURN(l.gate_up,
+                             store.get(mlp + "gate_up_proj.weight", {2 * inter, hidden}));
     } else {
       QUILT_ASSIGN_OR_RETURN(l.q, store.get(attn + "q_proj.weight", {cfg.q_dim(), hidden}));
       QUILT_ASSIGN_OR_RETURN(l.k, store.get(attn + "k_proj.weight", {cfg.kv_dim(), hidden}));
@@ -53,7 +54,8 @@ Result<ModelWeightViews> find_model_weights(const TensorStore& store, const Mode
     QUILT_ASSIGN_OR_RETURN(l.o, store.get(attn + "o_proj.weight", {hidden, cfg.q_dim()}));
     QUILT_ASSIGN_OR_RETURN(l.post_norm, store.get(p + "post_attention_layernorm.weight", {hidden}));
     if (cfg.sandwich_norms) {
-      QUILT_ASSIGN_OR_RETURN(l.pre_ffn_norm, store.get(p + "pre_feedforward_layernorm.weight", {hidden}));
+      QUILT_ASSIGN_OR_RETURN(l.pre_ffn_norm,
+                             store.get(p + "pre_feedforward_layernorm.weight", {hidden}));
       QUILT_ASSIGN_OR_RETURN(l.post_ffn_norm,
                              store.get(p + "post_feedforward_layernorm.weight", {hidden}));
     }

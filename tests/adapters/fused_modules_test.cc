@@ -131,7 +131,9 @@ TEST(FusedModulesTest, FusedLoraBWithTheWrongRowCountIsRefused) {
   std::vector<TestTensor> tensors = {
       {base + ".lora_A.weight", "F32", {4, hidden}, testing::ramp(static_cast<size_t>(4 * hidden))},
       // q rows only: k and v are missing.
-      {base + ".lora_B.weight", "F32", {cfg.q_dim(), 4},
+      {base + ".lora_B.weight",
+       "F32",
+       {cfg.q_dim(), 4},
        testing::ramp(static_cast<size_t>(cfg.q_dim() * 4))}};
   auto store = engine::TensorStore::from_bytes(testing::make_safetensors(tensors), "mem");
   ASSERT_TRUE(store.ok()) << store.status().message();

@@ -21,8 +21,8 @@ using testing::Collector;
 using testing::ReferenceFixture;
 
 // Every fixture this suite runs; each is committed (a missing one fails, it is not skipped).
-const std::vector<std::string> kFixtures = {"llama",   "qwen2",  "qwen2.5-untied", "qwen3",
-                                            "mistral", "mistral-nemo", "gemma2", "gemma3",
+const std::vector<std::string> kFixtures = {"llama",   "qwen2",        "qwen2.5-untied", "qwen3",
+                                            "mistral", "mistral-nemo", "gemma2",         "gemma3",
                                             "phi3",    "phi3-longrope"};
 
 enum class Memory { kRoomy, kTight };
@@ -67,7 +67,8 @@ TEST_P(ConformanceTest, EveryCaseMatchesTransformersInOneMixedBatch) {
   const auto& cases = expected_["cases"];
   ASSERT_GT(cases.size(), 0u);
   for (size_t i = 0; i < cases.size(); ++i) {
-    ASSERT_TRUE(engine_->submit(testing::reference_request(cases[i], i, adapters_, collector)).ok());
+    ASSERT_TRUE(
+        engine_->submit(testing::reference_request(cases[i], i, adapters_, collector)).ok());
   }
   ASSERT_TRUE(collector.wait(cases.size(), std::chrono::seconds(300)));
   size_t passed = 0;
@@ -75,12 +76,13 @@ TEST_P(ConformanceTest, EveryCaseMatchesTransformersInOneMixedBatch) {
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
     const testing::Outcome o = collector.get(i);
-    const std::string label = fixture_.name + " case " + std::to_string(i) + " adapter " +
-                              c["adapter"].dump();
+    const std::string label =
+        fixture_.name + " case " + std::to_string(i) + " adapter " + c["adapter"].dump();
     const bool ids_equal = o.tokens == c["greedy_ids"].get<std::vector<int32_t>>();
     EXPECT_TRUE(ids_equal) << label;
     ASSERT_EQ(o.first_logits.size(), c["first_logits"].size()) << label;
-    const double err = testing::relative_error(o.first_logits, c["first_logits"].get<std::vector<double>>());
+    const double err =
+        testing::relative_error(o.first_logits, c["first_logits"].get<std::vector<double>>());
     EXPECT_LT(err, 1e-4) << label;
     EXPECT_EQ(o.final_event.finish_reason, FinishReason::kLength) << label;
     if (ids_equal && err < 1e-4) ++passed;
@@ -97,17 +99,17 @@ TEST_P(ConformanceTest, EveryCaseMatchesTransformersInOneMixedBatch) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Architectures, ConformanceTest,
-    ::testing::Combine(::testing::ValuesIn(kFixtures),
-                       ::testing::Values(Memory::kRoomy, Memory::kTight)),
-    [](const auto& info) {
-      std::string name = std::get<0>(info.param);
-      for (char& ch : name) {
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      }
-      return name + (std::get<1>(info.param) == Memory::kRoomy ? "_Roomy" : "_Tight");
-    });
+INSTANTIATE_TEST_SUITE_P(Architectures, ConformanceTest,
+                         ::testing::Combine(::testing::ValuesIn(kFixtures),
+                                            ::testing::Values(Memory::kRoomy, Memory::kTight)),
+                         [](const auto& info) {
+                           std::string name = std::get<0>(info.param);
+                           for (char& ch : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           }
+                           return name +
+                                  (std::get<1>(info.param) == Memory::kRoomy ? "_Roomy" : "_Tight");
+                         });
 
 }  // namespace
 }  // namespace quilt::engine

@@ -386,7 +386,8 @@ TEST(ModelConfigFamiliesTest, UnsupportedFeaturesNameFileFieldAndValue) {
   expect_mentions(s, {"m/config.json", "partial_rotary_factor", "0.75"});
 
   j = qwen25_7b();
-  j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}};
+  j["rope_scaling"] = {
+      {"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 32768}};
   expect_mentions(parse_error(j), {"m/config.json", "rope_scaling.type", "yarn"});
 
   j = qwen25_7b();
@@ -410,9 +411,9 @@ TEST(ModelConfigFamiliesTest, UnsupportedFeaturesNameFileFieldAndValue) {
 
 TEST(ModelConfigFamiliesTest, SupportedArchitecturesListsEveryFamily) {
   const auto& names = supported_architectures();
-  for (const char* a : {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM",
-                        "Qwen3ForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM",
-                        "Phi3ForCausalLM"}) {
+  for (const char* a :
+       {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+        "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Phi3ForCausalLM"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), a), names.end()) << a;
   }
 }

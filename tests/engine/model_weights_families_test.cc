@@ -45,8 +45,10 @@ TEST(ModelWeightsFamiliesTest, EachArchitectureFindsItsRoles) {
       EXPECT_EQ(l.q_norm != nullptr, c.qk_norm);
       EXPECT_EQ(l.pre_ffn_norm != nullptr, c.sandwich_norms);
       EXPECT_EQ(l.post_ffn_norm != nullptr, c.sandwich_norms);
-      if (l.qkv) EXPECT_EQ(l.qkv->shape, (std::vector<int64_t>{c.q_dim() + 2 * c.kv_dim(), c.hidden_size}));
-      if (l.gate_up) EXPECT_EQ(l.gate_up->shape, (std::vector<int64_t>{2 * c.intermediate_size, c.hidden_size}));
+      if (l.qkv)
+        EXPECT_EQ(l.qkv->shape, (std::vector<int64_t>{c.q_dim() + 2 * c.kv_dim(), c.hidden_size}));
+      if (l.gate_up)
+        EXPECT_EQ(l.gate_up->shape, (std::vector<int64_t>{2 * c.intermediate_size, c.hidden_size}));
       if (l.q_norm) EXPECT_EQ(l.q_norm->shape, (std::vector<int64_t>{c.head_dim}));
       if (l.q_bias) EXPECT_EQ(l.q_bias->shape, (std::vector<int64_t>{c.q_dim()}));
     }
