@@ -126,20 +126,34 @@ Options parse(int argc, char** argv) {
     }
     if (i + 1 >= argc) die("flag " + k + " needs a value");
     const std::string v = argv[++i];
-    if (k == "--batches") o.batches = parse_list(v);
-    else if (k == "--key-batch") o.key_batch = std::stoi(v);
-    else if (k == "--prompt") o.prompt = std::stoi(v);
-    else if (k == "--new") o.new_tokens = std::stoi(v);
-    else if (k == "--adapters") o.adapters = std::stoi(v);
-    else if (k == "--zipf") o.zipf = std::stod(v);
-    else if (k == "--rank") o.rank = std::stoi(v);
-    else if (k == "--repeat") o.repeat = std::stoi(v);
-    else if (k == "--layers") o.layers = std::stoi(v);
-    else if (k == "--dtype") o.dtype = v;
-    else if (k == "--graphs") o.graphs = v != "off";
-    else if (k == "--copy-mib") o.copy_mib = std::stoll(v);
-    else if (k == "--out") o.out = v;
-    else die("unknown flag " + k);
+    if (k == "--batches")
+      o.batches = parse_list(v);
+    else if (k == "--key-batch")
+      o.key_batch = std::stoi(v);
+    else if (k == "--prompt")
+      o.prompt = std::stoi(v);
+    else if (k == "--new")
+      o.new_tokens = std::stoi(v);
+    else if (k == "--adapters")
+      o.adapters = std::stoi(v);
+    else if (k == "--zipf")
+      o.zipf = std::stod(v);
+    else if (k == "--rank")
+      o.rank = std::stoi(v);
+    else if (k == "--repeat")
+      o.repeat = std::stoi(v);
+    else if (k == "--layers")
+      o.layers = std::stoi(v);
+    else if (k == "--dtype")
+      o.dtype = v;
+    else if (k == "--graphs")
+      o.graphs = v != "off";
+    else if (k == "--copy-mib")
+      o.copy_mib = std::stoll(v);
+    else if (k == "--out")
+      o.out = v;
+    else
+      die("unknown flag " + k);
   }
   if (o.new_tokens < 2 || o.prompt < 1 || o.repeat < 1 || o.rank < 1 || o.adapters < 1 ||
       o.batches.empty()) {
@@ -229,8 +243,9 @@ void write_model(const Options& o, const std::filesystem::path& dir) {
   };
   std::vector<Block> blocks;
   auto add_block = [&](std::string bytes) {
-    const int64_t offset = blocks.empty() ? 0 : blocks.back().offset +
-                                                    static_cast<int64_t>(blocks.back().bytes.size());
+    const int64_t offset =
+        blocks.empty() ? 0
+                       : blocks.back().offset + static_cast<int64_t>(blocks.back().bytes.size());
     blocks.push_back({std::move(bytes), offset});
     return blocks.size() - 1;
   };
@@ -270,7 +285,8 @@ void write_model(const Options& o, const std::filesystem::path& dir) {
   const uint64_t len = head.size();
   f.write(reinterpret_cast<const char*>(&len), 8);
   f << head;
-  for (const Block& b : blocks) f.write(b.bytes.data(), static_cast<std::streamsize>(b.bytes.size()));
+  for (const Block& b : blocks)
+    f.write(b.bytes.data(), static_cast<std::streamsize>(b.bytes.size()));
   if (!f) die("cannot write " + (dir / "model.safetensors").string());
 }
 
@@ -279,8 +295,8 @@ void write_model(const Options& o, const std::filesystem::path& dir) {
 const std::vector<engine::Projection> kAttention = {engine::Projection::kQ, engine::Projection::kK,
                                                     engine::Projection::kV, engine::Projection::kO};
 const std::vector<engine::Projection> kAllModules = {
-    engine::Projection::kQ,    engine::Projection::kK,  engine::Projection::kV,
-    engine::Projection::kO,    engine::Projection::kGate, engine::Projection::kUp,
+    engine::Projection::kQ,   engine::Projection::kK,    engine::Projection::kV,
+    engine::Projection::kO,   engine::Projection::kGate, engine::Projection::kUp,
     engine::Projection::kDown};
 
 std::shared_ptr<const LoraWeights> make_adapter(const engine::ModelConfig& cfg, int rank,
@@ -345,8 +361,8 @@ double run_batch(engine::Engine& e, const Options& o,
       }
       if (ev.finished) {
         if (ev.finish_reason != engine::FinishReason::kLength && error.empty()) {
-          error = std::string("request ended with '") + engine::finish_reason_name(ev.finish_reason) +
-                  "': " + ev.error.to_string();
+          error = std::string("request ended with '") +
+                  engine::finish_reason_name(ev.finish_reason) + "': " + ev.error.to_string();
         }
         if (++finished == batch) {
           end = Clock::now();
@@ -417,9 +433,9 @@ LoadTimes adapter_load(const Options& o, const engine::ModelConfig& cfg, engine:
   std::vector<double> times;
   for (int r = 0; r < 6; ++r) {
     check_cuda(cudaEventRecord(start, stream), "cudaEventRecord");
-    check_cuda(cudaMemcpyAsync(dev, host, static_cast<size_t>(t.bytes), cudaMemcpyHostToDevice,
-                               stream),
-               "adapter copy");
+    check_cuda(
+        cudaMemcpyAsync(dev, host, static_cast<size_t>(t.bytes), cudaMemcpyHostToDevice, stream),
+        "adapter copy");
     check_cuda(cudaEventRecord(stop, stream), "cudaEventRecord");
     check_cuda(cudaEventSynchronize(stop), "cudaEventSynchronize");
     float ms = 0;
@@ -580,7 +596,8 @@ int main(int argc, char** argv) {
         if (a) uniq.insert(a.get());
       }
       double best = 1e30;
-      for (int r = 0; r < o.repeat; ++r) best = std::min(best, run_batch(*eng, o, adapters, next_id));
+      for (int r = 0; r < o.repeat; ++r)
+        best = std::min(best, run_batch(*eng, o, adapters, next_id));
       Row row;
       row.workload = w;
       row.batch = batch;
@@ -595,7 +612,8 @@ int main(int argc, char** argv) {
       if (w == "base") base_tok_s[batch] = row.tok_s;
       row.pct_base = 100.0 * row.tok_s / base_tok_s[batch];
       rows.push_back(row);
-      std::fprintf(stderr, "engine_bench: %s batch %d: %.1f tokens/s\n", w.c_str(), batch, row.tok_s);
+      std::fprintf(stderr, "engine_bench: %s batch %d: %.1f tokens/s\n", w.c_str(), batch,
+                   row.tok_s);
     }
   }
   const engine::EngineStats stats = eng->stats();
@@ -638,19 +656,22 @@ int main(int argc, char** argv) {
 
   md << "# engine_bench" << (o.sim ? " (simulator: CPU times, not GPU speed)" : "") << "\n\n";
   md << "Model: hidden " << cfg.hidden_size << ", intermediate " << cfg.intermediate_size << ", "
-     << cfg.num_layers << " layers, " << cfg.num_heads << " heads, vocab " << cfg.vocab_size
-     << ", " << o.dtype << " random weights. Prompt " << o.prompt << ", " << o.new_tokens
+     << cfg.num_layers << " layers, " << cfg.num_heads << " heads, vocab " << cfg.vocab_size << ", "
+     << o.dtype << " random weights. Prompt " << o.prompt << ", " << o.new_tokens
      << " new tokens, greedy. Adapters rank " << o.rank << " on q, k, v, o; zipf: " << o.adapters
      << " registered, s = " << o.zipf << ". Decode graphs " << (o.graphs ? "on" : "off")
      << ". Copy bandwidth " << std::fixed;
   md.precision(1);
   md << gbps << " GB/s (device to device, read + write). Engine steps " << stats.steps
      << " (decode graphs: " << stats.graph_captures << " captured, " << stats.graph_replays
-     << " replays), adapter loads " << stats.adapter_loads << ". Total " << total_s << " s.\n\n";
-  md << "| workload | batch | adapters in batch | decode tokens/s | ms/step | MB/step | roofline ms "
+     << " replays, " << stats.graph_fallbacks << " op by op), adapter loads " << stats.adapter_loads
+     << ". Total " << total_s << " s.\n\n";
+  md << "| workload | batch | adapters in batch | decode tokens/s | ms/step | MB/step | roofline "
+        "ms "
         "| % of roofline | % of base |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const Row& r : rows) {
-    std::snprintf(line, sizeof(line), "| %s | %d | %d | %.1f | %.3f | %.1f | %.3f | %.1f | %.1f |\n",
+    std::snprintf(line, sizeof(line),
+                  "| %s | %d | %d | %.1f | %.3f | %.1f | %.3f | %.1f | %.1f |\n",
                   r.workload.c_str(), r.batch, r.distinct, r.tok_s, r.ms_step, r.bytes_step / 1e6,
                   r.roof_ms, r.pct_roof, r.pct_base);
     md << line;
@@ -682,7 +703,8 @@ int main(int argc, char** argv) {
                   o.adapters, dist_k->distinct, o.key_batch, 100.0 * zipf_k->tok_s / dist_k->tok_s);
     md << line;
   }
-  std::snprintf(line, sizeof(line), "adapter load %.3f ms host→device (target <= 3), %.3f ms engine path.\n",
+  std::snprintf(line, sizeof(line),
+                "adapter load %.3f ms host→device (target <= 3), %.3f ms engine path.\n",
                 load.h2d_ms, load.engine_ms);
   md << line;
 

@@ -119,8 +119,8 @@ struct StepGraphStats {
   uint64_t captures = 0;      // graphs captured (one per padded batch size and LoRA rank)
   uint64_t replays = 0;       // decode steps run by replaying a graph
   uint64_t eager_decodes = 0; // decode steps that could not use a graph and ran op by op
-  uint64_t fallbacks = 0;     // of those, steps of a captured-size class that never will: too
-                              // large, no slot for padding rows, or a capture that failed
+  uint64_t fallbacks = 0;     // of those, the ones not capturing a graph: too large, no slot
+                              // for padding rows, or a size whose capture failed
 };
 
 // The model's forward pass over a step's layout: the logits of layout.logit_rows ([rows, vocab]

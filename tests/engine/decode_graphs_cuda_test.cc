@@ -114,7 +114,8 @@ TEST(DecodeGraphsCuda, StepsWithNoSlotForPaddingRunOpByOp) {
     for (uint64_t id = 1; id <= 3; ++id) {
       Request r;
       r.id = id;
-      for (int t = 0; t < 13; ++t) r.prompt.push_back(static_cast<int32_t>(3 + (t * 11 + id * 29) % 400));
+      for (int t = 0; t < 13; ++t)
+        r.prompt.push_back(static_cast<int32_t>(3 + (t * 11 + id * 29) % 400));
       r.sampling.max_tokens = 22;
       r.sampling.ignore_eos = true;
       r.on_event = c.callback();
