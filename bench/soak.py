@@ -35,6 +35,8 @@ ap.add_argument("--sample", type=float, default=2.0)
 ap.add_argument("--out", required=True, help="output prefix: OUT.csv, OUT.md, OUT.svg")
 ap.add_argument("--seed", type=int, default=None)
 ap.add_argument("--threads", type=int, default=2, help="quilt serve --threads")
+ap.add_argument("--adapter", action="append", default=[],
+                help="examples/adapters/ folder to upload (repeatable; default sql-writer, support-bot, legal-rs)")
 ap.add_argument("--serve-arg", action="append", default=[],
                 help="one more quilt serve flag, e.g. --serve-arg=--host-cache-mb=64 (repeatable)")
 args = ap.parse_args()
@@ -46,7 +48,8 @@ ADMIN = "soak-admin-key-" + uuid.uuid4().hex
 seed = args.seed if args.seed is not None else random.randrange(1 << 30)
 rng = random.Random(seed)
 DURATION = args.minutes * 60.0
-ADAPTER_DIRS = [os.path.join(ROOT, "examples/adapters", n) for n in ("sql-writer", "support-bot", "legal-rs")]
+ADAPTER_DIRS = [os.path.join(ROOT, "examples/adapters", n)
+                for n in (args.adapter or ["sql-writer", "support-bot", "legal-rs"])]
 ADAPTER_FILES = [(open(os.path.join(d, "adapter_config.json"), "rb").read(),
                   open(os.path.join(d, "adapter_model.safetensors"), "rb").read()) for d in ADAPTER_DIRS]
 
@@ -844,7 +847,8 @@ def report(kill_at, restarts):
     extra = " ".join(args.serve_arg)
     L.append(f"- server: `quilt serve --threads {args.threads} --admin-port {extra}` (demo model, CPU device, "
              f"other limits default); driver `bench/soak.py {args.build} --minutes {args.minutes:g} "
-             f"--kills {args.kills}{' --serve-arg=' + ' --serve-arg='.join(args.serve_arg) if args.serve_arg else ''}`")
+             f"--kills {args.kills}{' --serve-arg=' + ' --serve-arg='.join(args.serve_arg) if args.serve_arg else ''}"
+             f"{' --adapter ' + ' --adapter '.join(args.adapter) if args.adapter else ''}`")
     L.append("")
     L.append("## Requests\n")
     L.append("| kind | outcome | count |")
