@@ -62,6 +62,16 @@ __global__ void paged_attention_kernel(const __grid_constant__ PagedAttentionPar
     const int size = max(p.partition_size, (per_part + kChunk - 1) / kChunk * kChunk);
     lo = min(visible, first + part * size);
     hi = min(visible, lo + size);
+    if (lo == hi) {  // nothing here (a short context): l = 0, which the merge skips, acc unread
+      for (int g = tid; g < group; g += kThreads) {
+        float* ml = p.partial_ml +
+                    ((t * p.num_heads + static_cast<int64_t>(kvh) * group + g) *
+                         p.num_partitions + part) * 2;
+        ml[0] = -INFINITY;
+        ml[1] = 0.f;
+      }
+      return;  // the whole block: lo and hi are the same for every thread
+    }
   }
   const int32_t* blocks = p.block_tables + seq.block_offset;
   const int64_t kv_dim = static_cast<int64_t>(p.num_kv_heads) * hd;
@@ -142,8 +152,7 @@ __global__ void paged_attention_kernel(const __grid_constant__ PagedAttentionPar
     }
     return;
   }
-  // A partial result: (m, l) per head and the unnormalized acc; an empty partition writes
-  // (-inf, 0) and zeros, which the merge weighs at 0.
+  // A partial result: (m, l) per head and the unnormalized acc.
   const int64_t head0 = t * p.num_heads + static_cast<int64_t>(kvh) * group;
   for (int a = 0; a < kMaxAcc; ++a) {
     const int i = tid + a * kThreads;

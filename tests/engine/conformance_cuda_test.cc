@@ -27,8 +27,12 @@ using quilt::testing::Collector;
 using quilt::testing::ReferenceFixture;
 
 // The fixtures of the CPU conformance suite (conformance_test.cc): Llama, and each architecture of
-// issue 10 whose CPU forward pass matches Hugging Face.
-const std::vector<std::string> kFixtures = {"llama", "qwen2", "qwen3", "mistral"};
+// issue 10 whose CPU forward pass matches Hugging Face (but one, below).
+// Not yet: mistral-nemo, whose case 13 (adapter rs-r4) leaves the reference at step 2 (reference
+// margin 0.12) on fp16, every run; the other 34 cases hold (322 of 336 margin-safe ids).
+const std::vector<std::string> kFixtures = {"llama",  "qwen2",  "qwen2.5-untied", "qwen3",
+                                            "mistral", "gemma2", "gemma3",         "phi3",
+                                            "phi3-longrope"};
 
 constexpr double kLogitTolerance = 2e-2;  // issue 9's bound
 constexpr double kMinMargin = 0.05;
@@ -118,9 +122,9 @@ TEST_P(ConformanceCudaTest, EveryCaseInOneMixedBatchAndAloneMatchesTransformers)
       fixture_.name.c_str(), static_cast<size_t>(cases.size()), worst_logits, worst_case, agreed,
       compared, total, kMinMargin);
 
-  // Alone: the first (base) case, the first case on an all-module adapter, the case closest to the
-  // logit bound, and the last (the long prompt with an adapter), one at a time.
-  std::vector<size_t> alone_cases = {0, worst_case, cases.size() - 1};
+  // Alone: the case closest to the logit bound and the first case on an all-module adapter, one
+  // at a time (two per fixture keep the simulator's time in bounds).
+  std::vector<size_t> alone_cases = {worst_case};
   for (size_t i = 0; i < cases.size(); ++i) {
     if (cases[i]["adapter"].is_string() &&
         cases[i]["adapter"].get<std::string>().find("all") != std::string::npos) {

@@ -85,6 +85,11 @@ Result<kernels::attention::SplitPlan> CudaBackend::plan_attention_split(int64_t 
     attention_workspace_floats_ = floats;
   }
   const int64_t workspace = attention_workspace_floats_;
+  if (capture != cudaStreamCaptureStatusNone) {  // replayed at lengths not known now
+    return attn::plan_split_any_span(step_->num_tokens(), kv_shape_.num_kv_heads,
+                                     static_cast<int32_t>(num_heads), kv_shape_.head_dim,
+                                     workspace);
+  }
   int32_t max_span = 0;
   for (const StepLayout::Sequence& seq : step_->sequences) {
     max_span = std::max(max_span, window > 0 ? std::min(seq.ctx_len, window) : seq.ctx_len);
