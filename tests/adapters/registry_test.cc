@@ -512,10 +512,11 @@ TEST_F(RegistryTest, ResolveIsNotBlockedByADeploy) {
     ++resolves;
   }
   uploader.join();
-  // Rough: a resolve stuck behind the upload would take most of the upload's time.
-  EXPECT_GT(resolves, 10);
-  EXPECT_LT(worst, deploy_time / 4)
-      << "deploy took "
+  // A resolve stuck behind the upload would wait for all of it: one or two would finish while it
+  // runs. (No bound on the slowest resolve: on a loaded machine any call can lose its core.)
+  EXPECT_GT(resolves, 10)
+      << "worst resolve " << std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()
+      << " ms; deploy took "
       << std::chrono::duration_cast<std::chrono::milliseconds>(deploy_time).count() << " ms";
   EXPECT_EQ(reg_->info("big")->live_version, 1);
 }
