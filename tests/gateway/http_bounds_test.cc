@@ -25,6 +25,9 @@ class HttpBoundsTest : public ServerFixture {
           accepted_ += chunk;
           if (period.count() > 0) std::this_thread::sleep_for(period);
         }
+        // All of it accepted: end the stream as every real handler does. A writer dropped
+        // without its end closes the connection, and with it whatever was still queued.
+        if (accepted_ >= max_bytes) w->end_stream();
         finished_ = true;
       });
     });
