@@ -1,4 +1,4 @@
-// authenticate_tenant / authenticate_admin / authenticate_metrics.
+// authenticate_tenant / authenticate_admin / authenticate_adapter_manager / authenticate_metrics.
 #include "gateway/auth.h"
 
 #include <cctype>
@@ -49,11 +49,42 @@ std::optional<tenants::Tenant> authenticate_tenant(Platform& p, const HttpReques
     send_error(w, Status::Unauthenticated("missing API key: send Authorization: Bearer <key>"));
     return std::nullopt;
   }
-  if (std::optional<std::string> tenant_id = p.tenants->authenticate(key)) {
-    if (auto tenant = p.tenants->get(*tenant_id); tenant.ok()) return *tenant;
+  Result<tenants::KeyInfo> info = p.tenants->verify_key(key);
+  if (!info.ok()) {
+    send_error(w, info.status());
+    return std::nullopt;
   }
+  if (info->scope != tenants::KeyScope::kInference) {
+    send_error(w, Status::PermissionDenied("this is a deploy key: it manages the tenant's adapters "
+                                           "(/admin/v1/adapters) and cannot call inference routes; "
+                                           "use an inference key"));
+    return std::nullopt;
+  }
+  if (auto tenant = p.tenants->get(info->tenant_id); tenant.ok()) return *tenant;
   send_error(w, Status::Unauthenticated("invalid API key"));
   return std::nullopt;
+}
+
+std::optional<Principal> authenticate_adapter_manager(Platform& p, const HttpRequest& req,
+                                                      ResponseWriter& w) {
+  const std::string key = bearer(req);
+  if (key.empty()) {
+    send_error(w, Status::Unauthenticated(
+                      "missing key: send the admin key or a deploy key (Authorization: Bearer <key>)"));
+    return std::nullopt;
+  }
+  if (p.tenants->is_admin_key(key)) return Principal{true, {}};
+  Result<tenants::KeyInfo> info = p.tenants->verify_key(key);
+  if (!info.ok()) {
+    send_error(w, info.status());
+    return std::nullopt;
+  }
+  if (info->scope != tenants::KeyScope::kDeploy) {
+    send_error(w, Status::PermissionDenied("this route needs the admin key or a deploy key; an "
+                                           "inference key only calls the /v1 routes"));
+    return std::nullopt;
+  }
+  return Principal{false, info->tenant_id, info->key_id};
 }
 
 bool authenticate_admin(Platform& p, const HttpRequest& req, ResponseWriter& w) {

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -138,7 +139,55 @@ Result<Tenant> parse_tenant(const std::string& key, const std::string& value) {
   }
 }
 
+// A key record: the fields of KeyInfo. Records written before names and scopes existed hold only
+// key_id, tenant_id and created; they load as unnamed inference keys that never expire.
+std::string key_record_json(const KeyInfo& k) {
+  json j = {{"key_id", k.key_id},
+            {"tenant_id", k.tenant_id},
+            {"created", k.created},
+            {"scope", scope_name(k.scope)}};
+  if (!k.name.empty()) j["name"] = k.name;
+  if (k.expires_at > 0) j["expires_at"] = k.expires_at;
+  if (k.last_used > 0) j["last_used"] = k.last_used;
+  return dump(j);
+}
+
+Result<KeyInfo> parse_key_record(const std::string& key, const std::string& value) {
+  try {
+    const json j = json::parse(value);
+    KeyInfo k;
+    k.key_id = j.at("key_id").get<std::string>();
+    k.tenant_id = j.at("tenant_id").get<std::string>();
+    k.created = j.value("created", int64_t{0});
+    k.name = j.value("name", std::string());
+    const std::string scope = j.value("scope", std::string(scope_name(KeyScope::kInference)));
+    std::optional<KeyScope> parsed = parse_scope(scope);
+    if (!parsed) return Status::IOError("key record " + key + ": unknown scope '" + scope + "'");
+    k.scope = *parsed;
+    k.expires_at = j.value("expires_at", int64_t{0});
+    k.last_used = j.value("last_used", int64_t{0});
+    return k;
+  } catch (const json::exception& e) {
+    return Status::IOError("corrupt key record " + key + ": " + e.what());
+  }
+}
+
+bool expired(const KeyInfo& k, int64_t now) { return k.expires_at > 0 && now >= k.expires_at; }
+
+// last_used is kept to the minute: a key used all day costs one write a minute at most.
+constexpr int64_t kLastUsedResolution = 60;
+
 }  // namespace
+
+std::string_view scope_name(KeyScope scope) {
+  return scope == KeyScope::kDeploy ? "deploy" : "inference";
+}
+
+std::optional<KeyScope> parse_scope(std::string_view name) {
+  if (name == "inference") return KeyScope::kInference;
+  if (name == "deploy") return KeyScope::kDeploy;
+  return std::nullopt;
+}
 
 Result<std::unique_ptr<TenantStore>> TenantStore::open(storage::Database& db) {
   std::unique_ptr<TenantStore> store(new TenantStore(db));
@@ -149,18 +198,11 @@ Result<std::unique_ptr<TenantStore>> TenantStore::open(storage::Database& db) {
   }
   QUILT_ASSIGN_OR_RETURN(auto keys, db.scan(Family::kKeys, kKeyPrefix));
   for (const auto& [key, value] : keys) {
-    KeyRecord record;
-    try {
-      const json j = json::parse(value);
-      record.key_id = j.at("key_id").get<std::string>();
-      record.tenant_id = j.at("tenant_id").get<std::string>();
-    } catch (const json::exception& e) {
-      return Status::IOError("corrupt key record " + key + ": " + e.what());
-    }
+    QUILT_ASSIGN_OR_RETURN(KeyInfo info, parse_key_record(key, value));
     // remove() deletes a tenant's keys in the same batch, so an orphan is not expected; if one
     // exists anyway it must not authenticate.
-    if (!store->tenants_.count(record.tenant_id)) continue;
-    store->keys_by_hash_.emplace(key.substr(kKeyPrefix.size()), std::move(record));
+    if (!store->tenants_.count(info.tenant_id)) continue;
+    store->keys_by_hash_.emplace(key.substr(kKeyPrefix.size()), KeyRecord{std::move(info)});
   }
   QUILT_ASSIGN_OR_RETURN(auto admin, db.get(Family::kMeta, kAdminHashKey));
   if (admin) store->admin_hash_ = *admin;
@@ -228,7 +270,7 @@ Status TenantStore::remove(const std::string& id) {
     std::lock_guard lock(mu_);
     if (!tenants_.count(id)) return Status::NotFound("tenant '" + id + "' not found");
     for (const auto& [hash, record] : keys_by_hash_)
-      if (record.tenant_id == id) hashes.push_back(hash);
+      if (record.info.tenant_id == id) hashes.push_back(hash);
   }
   batch.remove(Family::kTenants, id);
   for (const auto& hash : hashes) batch.remove(Family::kKeys, std::string(kKeyPrefix) + hash);
@@ -239,7 +281,12 @@ Status TenantStore::remove(const std::string& id) {
   return Status::OK();
 }
 
-Result<IssuedKey> TenantStore::create_key(const std::string& tenant_id) {
+Result<IssuedKey> TenantStore::create_key(const std::string& tenant_id, const KeyOptions& options) {
+  if (!options.name.empty()) QUILT_RETURN_IF_ERROR(validate_name(options.name));
+  if (options.expires_in < 0 || options.expires_in > kMaxKeyLifetimeSeconds) {
+    return Status::InvalidArgument("expires_in: must be between 1 and " +
+                                   std::to_string(kMaxKeyLifetimeSeconds) + " seconds");
+  }
   std::lock_guard write_lock(write_mu_);
   QUILT_RETURN_IF_ERROR(get(tenant_id).status());
   IssuedKey issued;
@@ -249,13 +296,31 @@ Result<IssuedKey> TenantStore::create_key(const std::string& tenant_id) {
   issued.key_id = "k_" + key_hex;
   const std::string hash = sha256_hex(issued.key);
   if (hash.empty()) return Status::Internal("SHA-256 failed");
+  KeyInfo& info = issued.info;
+  info.key_id = issued.key_id;
+  info.tenant_id = tenant_id;
+  info.name = options.name;
+  info.scope = options.scope;
+  info.created = unix_now();
+  if (options.expires_in > 0) info.expires_at = info.created + options.expires_in;
   storage::WriteBatch batch;
-  batch.put(Family::kKeys, std::string(kKeyPrefix) + hash,
-            dump({{"key_id", issued.key_id}, {"tenant_id", tenant_id}, {"created", unix_now()}}));
+  batch.put(Family::kKeys, std::string(kKeyPrefix) + hash, key_record_json(info));
   QUILT_RETURN_IF_ERROR(db_.write(batch, /*sync=*/true));
   std::lock_guard lock(mu_);
-  keys_by_hash_[hash] = KeyRecord{issued.key_id, tenant_id};
+  keys_by_hash_[hash] = KeyRecord{info};
   return issued;
+}
+
+Result<std::vector<KeyInfo>> TenantStore::list_keys(const std::string& tenant_id) const {
+  std::lock_guard lock(mu_);
+  if (!tenants_.count(tenant_id)) return Status::NotFound("tenant '" + tenant_id + "' not found");
+  std::vector<KeyInfo> out;
+  for (const auto& [hash, record] : keys_by_hash_)
+    if (record.info.tenant_id == tenant_id) out.push_back(record.info);
+  std::stable_sort(out.begin(), out.end(), [](const KeyInfo& a, const KeyInfo& b) {
+    return a.created != b.created ? a.created < b.created : a.key_id < b.key_id;
+  });
+  return out;
 }
 
 Status TenantStore::revoke_key(const std::string& tenant_id, const std::string& key_id) {
@@ -264,7 +329,7 @@ Status TenantStore::revoke_key(const std::string& tenant_id, const std::string& 
   {
     std::lock_guard lock(mu_);
     for (const auto& [h, record] : keys_by_hash_) {
-      if (record.key_id == key_id && record.tenant_id == tenant_id) {
+      if (record.info.key_id == key_id && record.info.tenant_id == tenant_id) {
         hash = h;
         break;
       }
@@ -282,13 +347,62 @@ Status TenantStore::revoke_key(const std::string& tenant_id, const std::string& 
 
 std::optional<std::string> TenantStore::authenticate(std::string_view presented_key) const {
   const std::string hash = sha256_hex(presented_key);
+  const int64_t now = unix_now();
   std::lock_guard lock(mu_);
   // The map lookup compares hashes, not keys, so its timing says nothing useful about any key;
   // the constant-time compare below is the one that decides.
   auto it = keys_by_hash_.find(hash);
   if (it == keys_by_hash_.end() || !hashes_equal(it->first, hash)) return std::nullopt;
-  if (!tenants_.count(it->second.tenant_id)) return std::nullopt;
-  return it->second.tenant_id;
+  if (!tenants_.count(it->second.info.tenant_id) || expired(it->second.info, now)) return std::nullopt;
+  return it->second.info.tenant_id;
+}
+
+Result<KeyInfo> TenantStore::verify_key(std::string_view presented_key, int64_t now) {
+  if (now == 0) now = unix_now();
+  const std::string hash = sha256_hex(presented_key);
+  std::lock_guard lock(mu_);
+  auto it = keys_by_hash_.find(hash);
+  if (it == keys_by_hash_.end() || !hashes_equal(it->first, hash) ||
+      !tenants_.count(it->second.info.tenant_id)) {
+    return Status::Unauthenticated("invalid API key");
+  }
+  KeyRecord& record = it->second;
+  if (expired(record.info, now)) {
+    return Status::Unauthenticated("API key " + record.info.key_id + " expired at unix time " +
+                                   std::to_string(record.info.expires_at));
+  }
+  if (now - record.info.last_used >= kLastUsedResolution) {
+    record.info.last_used = now - now % kLastUsedResolution;
+    record.use_dirty = true;
+  }
+  return record.info;
+}
+
+Status TenantStore::flush_key_use() {
+  // write_mu_ orders this with revoke_key() and remove(): a key revoked meanwhile is not in the
+  // map any more, so its record is never written back.
+  std::lock_guard write_lock(write_mu_);
+  storage::WriteBatch batch;
+  std::vector<std::string> taken;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [hash, record] : keys_by_hash_) {
+      if (!record.use_dirty) continue;
+      batch.put(Family::kKeys, std::string(kKeyPrefix) + hash, key_record_json(record.info));
+      record.use_dirty = false;
+      taken.push_back(hash);
+    }
+  }
+  if (taken.empty()) return Status::OK();
+  // Unsynced: a last-use time is not worth an fsync; an OS crash loses at most the latest.
+  Status s = db_.write(batch, /*sync=*/false);
+  if (!s.ok()) {
+    std::lock_guard lock(mu_);
+    for (const auto& hash : taken)
+      if (auto it = keys_by_hash_.find(hash); it != keys_by_hash_.end()) it->second.use_dirty = true;
+    return s.with_context("key last-use flush");
+  }
+  return Status::OK();
 }
 
 Result<std::string> TenantStore::ensure_admin_key(const std::optional<std::string>& configured) {
