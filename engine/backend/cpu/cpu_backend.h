@@ -1,9 +1,11 @@
 // The reference backend: float32 host memory, OpenBLAS for GEMMs, plain loops for the rest.
 #pragma once
 
+#include <unordered_map>
 #include <vector>
 
 #include "engine/backend/backend.h"
+#include "engine/model/rope.h"
 
 namespace quilt::engine {
 
@@ -48,7 +50,7 @@ class CpuBackend final : public Backend {
 
  private:
   Status gemm(const Tensor& x, const Tensor& w, Tensor& out, float beta);
-  // out = act(gate) * up row by row; act maps one float (silu, gelu_tanh).
+  // out = act(gate) * up row by row; act(gate_row, up_row, out_row, n) does one row.
   template <typename Act>
   Status gated(const Tensor& gate, const Tensor& up, Tensor& out, Act act);
   kernels::sgmv::PagedLoraWeights<float> lora_weights() const;
@@ -56,7 +58,16 @@ class CpuBackend final : public Backend {
   float* k_cache(int32_t layer) { return kv_.data() + layer * layer_stride_; }
   float* v_cache(int32_t layer) { return kv_.data() + layer * layer_stride_ + layer_stride_ / 2; }
 
+  // cos/sin of a rope table at positions [0, positions), [positions, head_dim / 2] each.
+  struct RopeCache {
+    RopeTable table;
+    int64_t positions = 0;
+    std::vector<float> cos, sin;
+  };
+  const RopeCache& rope_cache(const RopeTable& table, int64_t positions);  // grown on demand
+
   const StepLayout* step_ = nullptr;  // valid between begin_step calls
+  std::vector<RopeCache> rope_caches_;  // one per distinct table (global, local)
   std::vector<int32_t> sample_order_;  // sample() scratch
   std::vector<float> sample_probs_;
 
@@ -69,6 +80,20 @@ class CpuBackend final : public Backend {
   float* lora_base_ = nullptr;         // lora_pool_ or kv_ (LoraPoolShape::in_kv_cache)
   std::vector<int32_t> page_indices_;
   std::vector<kernels::sgmv::LoraModuleRef> lora_modules_;
+
+  // Dense host copies of resident adapter matrices for the grouped LoRA GEMMs (cpu_lora.cc):
+  // stacked A's of a fused shrink ([Σ rank, in]) and one Bᵀ ([rank, out]) per projection, built
+  // at first use and dropped whenever pages or tables are written.
+  struct DenseLora {
+    std::vector<float> w;
+    int64_t rows = 0;
+    int64_t offsets[kernels::sgmv::kMaxFusedProjs] = {};  // first row of each stacked A
+  };
+  const DenseLora& dense_a(int32_t slot, int32_t layer, std::span<const int32_t> projs,
+                           int64_t in_dim);
+  const DenseLora& dense_bt(int32_t slot, int32_t layer, int32_t proj, int64_t out_dim);
+  std::unordered_map<uint64_t, DenseLora> lora_dense_;
+  std::vector<float> lora_scratch_;  // a shrink's stacked output [n, Σ rank]
 };
 
 }  // namespace quilt::engine
