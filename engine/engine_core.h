@@ -25,6 +25,7 @@ struct Engine::Core {
   std::vector<SampleSpec> specs;      // this step's, one per sampling row
   std::vector<SampledToken> sampled;  // what Backend::sample gave for them
   std::vector<float> logits;          // one captured logit row (Request::capture_logits)
+  std::vector<float> prompt_logits;   // rows downloaded for prompt log-probabilities
   // Deadlines of live requests, earliest first. An entry leaves with its request (retire()), not
   // when its deadline passes: a finished request keeps nothing here.
   std::set<std::pair<std::chrono::steady_clock::time_point, uint64_t>> deadlines;

@@ -25,6 +25,36 @@ void send_final(Sequence& seq, FinishReason reason, Status error = Status::OK())
   seq.request.on_event(ev);
 }
 
+// Downloads the logit rows after the sampling ones (layout_builder puts the prompt positions of
+// requests that want prompt log-probabilities there, in item order) a few at a time, and scores
+// each prompt token against its row. Runs before the step's num_computed updates.
+Status gather_prompt_logprobs(Backend& backend, const Tensor& logits, size_t first_row,
+                              const std::vector<StepPlan::Item>& items, int64_t vocab,
+                              std::vector<float>& scratch) {
+  constexpr int64_t kRowsPerCopy = 32;  // bounds the host buffer whatever the prompt's length
+  int64_t row = static_cast<int64_t>(first_row);
+  int64_t copied_from = 0, copied_to = 0;  // rows [from, to) are in scratch
+  for (const StepPlan::Item& item : items) {
+    Sequence& seq = *item.seq;
+    const auto [first, last] = prompt_logprob_positions(seq, item.count);
+    for (int32_t pos = first; pos < last; ++pos, ++row) {
+      if (row >= copied_to) {
+        Tensor rows = logits;
+        rows.data = logits.as<float>() + row * vocab;
+        rows.rows = std::min(kRowsPerCopy, logits.rows - row);
+        scratch.resize(static_cast<size_t>(rows.rows * vocab));
+        QUILT_RETURN_IF_ERROR(backend.download(rows, scratch));
+        copied_from = row;
+        copied_to = row + rows.rows;
+      }
+      const std::span<const float> r(scratch.data() + (row - copied_from) * vocab, static_cast<size_t>(vocab));
+      seq.prompt_logprobs.push_back(score_token(r, seq.tokens[pos + 1], seq.request.sampling.logprobs));
+    }
+    if (last > first) seq.prompt_logprobs_done = last;
+  }
+  return Status::OK();
+}
+
 bool is_eos(const ModelConfig& cfg, int32_t token) {
   return std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), token) != cfg.eos_token_ids.end();
 }
@@ -67,7 +97,11 @@ void Engine::run_step(StepPlan& plan) {
       layout, [&](const StepLayout& l) { return core.model->forward(l); }, options_.decode_graphs);
   Status st = out.status();
   if (st.ok()) logits = *out;
-  if (st.ok()) st = core.backend->sample(logits, specs, core.sampled);
+  if (st.ok()) st = core.backend->sample(logits.head(static_cast<int64_t>(specs.size())), specs, core.sampled);
+  if (st.ok() && logits.rows > static_cast<int64_t>(specs.size())) {
+    st = gather_prompt_logprobs(*core.backend, logits, specs.size(), plan.items, config_.vocab_size,
+                                core.prompt_logits);
+  }
   if (!st.ok()) {
     // A failed step fails the requests in it, never the engine.
     for (const StepPlan::Item& item : plan.items) {
@@ -94,6 +128,8 @@ void Engine::run_step(StepPlan& plan) {
     ev.token = s.token;
     ev.logprob = s.logprob;
     for (const auto& [id, lp] : s.top) ev.top_logprobs.push_back({id, lp});
+    ev.prompt_logprobs = std::move(seq.prompt_logprobs);  // gathered over the prefill, sent once
+    seq.prompt_logprobs.clear();
     if (seq.request.capture_logits && !seq.logits_sent) {
       // Tests and debugging only: the one row this request wants leaves the device.
       Tensor one = logits;

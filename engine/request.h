@@ -40,6 +40,13 @@ struct TopLogprob {
   float logprob;
 };
 
+// The log-probability of one prompt token given the tokens before it, with the top list.
+struct PromptLogprob {
+  int32_t token;
+  float logprob;
+  std::vector<TopLogprob> top;  // sampling.logprobs entries
+};
+
 // One step's output for one request. Events of a request arrive in order on the engine thread.
 struct TokenEvent {
   uint64_t request_id = 0;
@@ -48,6 +55,9 @@ struct TokenEvent {
   float logprob = 0.f;            // of `token`, when sampling.logprobs > 0
   std::vector<TopLogprob> top_logprobs;
   std::vector<float> logits;      // the full first-step logits, when Request::capture_logits
+  // On the first token's event, when Request::prompt_logprobs: prompt tokens 1..n-1 (the first
+  // has no context to be predicted from), from the raw logits (no bias or penalty).
+  std::vector<PromptLogprob> prompt_logprobs;
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
   Status error;                   // set when finish_reason == kError
@@ -65,6 +75,9 @@ struct Request {
   double tenant_weight = 1.0;
   SamplingParams sampling;
   bool capture_logits = false;     // first event carries the full first-step logits (tests, debugging)
+  // The first event carries the prompt's log-probabilities (OpenAI's echo with logprobs), with
+  // sampling.logprobs top entries each. Costs the lm-head over every prompt row, once.
+  bool prompt_logprobs = false;
   // Past it the request ends with kError / Unavailable("deadline ...") and frees what it held.
   std::optional<std::chrono::steady_clock::time_point> deadline;
   // Called on the engine thread for every event; must return quickly and never block.

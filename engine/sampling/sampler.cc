@@ -96,6 +96,21 @@ SampledToken sample_logits(std::span<const float> raw, const SampleSpec& spec,
   return out;
 }
 
+PromptLogprob score_token(std::span<const float> logits, int32_t token, int32_t top) {
+  const int32_t vocab = static_cast<int32_t>(logits.size());
+  const float lse = log_sum_exp(logits);
+  PromptLogprob out{token, logits[token] - lse, {}};
+  const int32_t n = std::min(top, vocab);
+  if (n <= 0) return out;
+  std::vector<int32_t> ids(vocab);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  for (int32_t i = 0; i < n; ++i) out.top.push_back({ids[i], logits[ids[i]] - lse});
+  return out;
+}
+
 Status validate_logit_adjustments(const SamplingParams& s, int64_t vocab) {
   for (const auto& [id, bias] : s.logit_bias) {
     if (id < 0 || id >= vocab) {

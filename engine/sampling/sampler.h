@@ -19,6 +19,10 @@ namespace quilt::engine {
 SampledToken sample_logits(std::span<const float> logits, const SampleSpec& spec,
                            std::vector<int32_t>& order, std::vector<float>& probs);
 
+// The log-softmax of `logits` at `token`, and the `top` best entries (ties by id): a prompt
+// token's log-probability, from the raw logits.
+PromptLogprob score_token(std::span<const float> logits, int32_t token, int32_t top);
+
 // logit_bias ids inside [0, vocab) and biases and penalties in OpenAI's ranges.
 Status validate_logit_adjustments(const SamplingParams& s, int64_t vocab);
 

@@ -37,6 +37,13 @@ StepLayout build_step_layout(StepPlan& plan, int32_t block_size, const AdapterSl
     if (item.samples) l.logit_rows.push_back(l.num_tokens() - 1);
   }
   l.segment_starts.push_back(l.num_tokens());
+  // Prompt log-probabilities (requests that ask only) come after every sampling row, in item order.
+  for (size_t i = 0; i < plan.items.size(); ++i) {
+    const auto [first, last] = prompt_logprob_positions(*plan.items[i].seq, plan.items[i].count);
+    for (int32_t pos = first; pos < last; ++pos) {
+      l.logit_rows.push_back(l.sequences[i].q_start + pos - plan.items[i].seq->num_computed);
+    }
+  }
   return l;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "engine/request.h"
@@ -37,6 +38,15 @@ struct Sequence {
   std::unique_ptr<IncrementalDecoder> decoder;  // null without a tokenizer
   StopStrings stops;
   bool logits_sent = false;
+  // Request::prompt_logprobs: positions [0, prompt_logprobs_done) have given theirs (position p
+  // predicts prompt token p + 1), gathered until the first token's event takes them. A recompute
+  // after preemption does not compute them again.
+  int32_t prompt_logprobs_done = 0;
+  std::vector<PromptLogprob> prompt_logprobs;
 };
+
+// The prompt positions [first, second) of a step that computes `count` tokens from
+// seq.num_computed on whose logits give prompt log-probabilities; empty when none are wanted.
+std::pair<int32_t, int32_t> prompt_logprob_positions(const Sequence& seq, int32_t count);
 
 }  // namespace quilt::engine
