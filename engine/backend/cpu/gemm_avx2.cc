@@ -1,0 +1,57 @@
+// The AVX2 + FMA GEMM kernels: 8 floats a vector, 2x4 tiles (8 accumulators of 16 registers).
+// Compiled for AVX2 by the pragma below whatever the build's -march; gemm.cc only calls it where
+// CPUID says the CPU has AVX2 and FMA.
+#include <cstdint>
+#include <cstring>
+
+#include "engine/backend/cpu/gemm_internal.h"
+
+#if defined(__x86_64__)
+#pragma GCC push_options
+// GCC 12 flags the intrinsics' own _mm*_undefined_* placeholders as uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#define QUILT_GEMM_ISA avx2
+#include "engine/backend/cpu/gemm_kernel.h"
+
+namespace quilt::engine::cpu::detail {
+namespace {
+
+struct Avx2 {
+  using V = __m256;
+  static constexpr int kWidth = 8;
+  static constexpr int kMR = 2;
+  static constexpr int kNR = 4;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V load(const uint16_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static V load(const int8_t* p) {
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+  }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static float hsum(V v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+}  // namespace
+
+const GemmImpl kAvx2Impl = {"avx2", avx2::block<Avx2>, avx2::widen<Avx2>};
+
+}  // namespace quilt::engine::cpu::detail
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif  // __x86_64__

@@ -1,0 +1,53 @@
+// The AVX-512 GEMM kernels (F, BW, VL): 16 floats a vector, 4x4 tiles (16 accumulators of 32
+// registers). bf16 weights widen with a zero-extend and shift (exact), int8 with a sign-extend and
+// convert. Compiled for AVX-512 by the pragma below whatever the build's -march; gemm.cc only
+// calls it where CPUID says the CPU has these units.
+#include <cstdint>
+#include <cstring>
+
+#include "engine/backend/cpu/gemm_internal.h"
+
+#if defined(__x86_64__)
+#pragma GCC push_options
+// GCC 12 flags the intrinsics' own _mm*_undefined_* placeholders as uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma")
+#include <immintrin.h>
+
+#define QUILT_GEMM_ISA avx512
+#include "engine/backend/cpu/gemm_kernel.h"
+
+namespace quilt::engine::cpu::detail {
+namespace {
+
+struct Avx512 {
+  using V = __m512;
+  static constexpr int kWidth = 16;
+  static constexpr int kMR = 4;
+  static constexpr int kNR = 4;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V load(const uint16_t* p) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  static V load(const int8_t* p) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
+  }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static float hsum(V v) { return _mm512_reduce_add_ps(v); }
+};
+
+}  // namespace
+
+const GemmImpl kAvx512Impl = {"avx512", avx512::block<Avx512>, avx512::widen<Avx512>};
+
+}  // namespace quilt::engine::cpu::detail
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif  // __x86_64__
