@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <future>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -25,74 +26,12 @@ struct Flags {
   engine::SamplingParams sampling;
 };
 
-bool parse_number(const char* text, double& out) {
-  char* end = nullptr;
-  out = std::strtod(text, &end);
-  return end != text && *end == '\0';
-}
-
-// Returns an error message, or empty on success.
-std::string parse_flags(int argc, char** argv, Flags& f) {
-  bool have_prompt = false;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&](const char*& out) {
-      if (i + 1 >= argc) return false;
-      out = argv[++i];
-      return true;
-    };
-    const char* v = nullptr;
-    double num = 0;
-    if (a == "--chat") {
-      f.chat = true;
-    } else if (a == "--ignore-eos") {
-      f.sampling.ignore_eos = true;
-    } else if (a == "--model" || a == "--adapter" || a == "--device" || a == "--stop" ||
-               a == "--dtype") {
-      if (!value(v)) return a + " needs a value";
-      if (a == "--dtype") {
-        auto d = engine::parse_compute_dtype(v);
-        if (!d.ok()) return d.status().message();
-        f.dtype = *d;
-      }
-      if (a == "--model") f.model = v;
-      if (a == "--adapter") f.adapter = v;
-      if (a == "--device") f.device = v;
-      if (a == "--stop") f.sampling.stop.push_back(v);
-    } else if (a == "--max-tokens" || a == "--temperature" || a == "--top-p" || a == "--top-k" ||
-               a == "--seed") {
-      if (!value(v) || !parse_number(v, num)) return a + " needs a number";
-      if (a == "--max-tokens") f.sampling.max_tokens = static_cast<int32_t>(num);
-      if (a == "--temperature") f.sampling.temperature = static_cast<float>(num);
-      if (a == "--top-p") f.sampling.top_p = static_cast<float>(num);
-      if (a == "--top-k") f.sampling.top_k = static_cast<int32_t>(num);
-      if (a == "--seed") f.sampling.seed = static_cast<uint64_t>(num);
-    } else if (!a.empty() && a[0] == '-' && a != "-") {
-      return "unknown flag " + a;
-    } else if (!have_prompt) {
-      f.prompt = a;
-      have_prompt = true;
-    } else {
-      return "more than one prompt given (quote it)";
-    }
-  }
-  if (!have_prompt) return "no prompt given";
-  return {};
-}
-
 int fail(const Status& s) {
   std::fprintf(stderr, "quilt generate: %s\n", s.message().c_str());
   return 1;
 }
 
-}  // namespace
-
-int generate_command(int argc, char** argv) {
-  Flags f;
-  if (std::string err = parse_flags(argc, argv, f); !err.empty()) {
-    std::fprintf(stderr, "quilt generate: %s\n", err.c_str());
-    return 2;
-  }
+int generate(const Flags& f) {
   engine::EngineOptions options;
   options.device = f.device;
   options.dtype = f.dtype;
@@ -139,6 +78,35 @@ int generate_command(int argc, char** argv) {
                last.completion_tokens, engine::finish_reason_name(last.finish_reason));
   if (last.finish_reason == engine::FinishReason::kError) return fail(last.error);
   return 0;
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& root, Runner& chosen) {
+  CLI::App* cmd = root.add_subcommand("generate", "one completion on the model, streamed to stdout (no server)");
+  auto f = std::make_shared<Flags>();
+  cmd->add_option("--model", f->model, "the base model folder (default: the bundled demo model)")->type_name("DIR");
+  cmd->add_option("--adapter", f->adapter, "a PEFT adapter folder to apply")->type_name("DIR");
+  cmd->add_option("--max-tokens", f->sampling.max_tokens, "tokens to generate at most")->type_name("N");
+  cmd->add_option("--temperature", f->sampling.temperature, "0 = greedy")->type_name("T");
+  cmd->add_option("--top-p", f->sampling.top_p, "nucleus sampling")->type_name("P");
+  cmd->add_option("--top-k", f->sampling.top_k, "sample from the K likeliest tokens")->type_name("K");
+  cmd->add_option("--seed", f->sampling.seed, "sampling seed")->type_name("S");
+  cmd->add_option("--stop", f->sampling.stop, "stop at this string (repeatable)")->type_name("STR");
+  cmd->add_flag("--ignore-eos", f->sampling.ignore_eos, "keep generating past EOS");
+  cmd->add_flag("--chat", f->chat, "render the prompt with the model's chat template");
+  cmd->add_option("--device", f->device, "cpu, cuda or cuda:N (default cpu)")->type_name("DEVICE");
+  cmd->add_option_function<std::string>(
+         "--dtype",
+         [f](const std::string& v) {
+           auto d = engine::parse_compute_dtype(v);
+           if (!d.ok()) throw CLI::ValidationError("--dtype", d.status().message());
+           f->dtype = *d;
+         },
+         "compute dtype on cuda: float16 or bfloat16")
+      ->type_name("DTYPE");
+  cmd->add_option("prompt", f->prompt, "the prompt (quote it)")->required();
+  cmd->callback([f, &chosen] { chosen = [f] { return generate(*f); }; });
 }
 
 }  // namespace quilt::app

@@ -1,53 +1,61 @@
-// quilt: the one executable. Subcommands: generate (for now), serve (the platform issue).
+// quilt: the one executable. Commands: generate, serve, and the admin client (tenants, keys,
+// adapters, usage) that talks to a running server over its HTTP API.
 #include <cstdio>
-#include <cstring>
 #include <string>
 
+#include <CLI/CLI.hpp>
+
+#include "app/command.h"
 #include "app/generate_command.h"
+#include "app/quilt_version.h"
 #ifdef QUILT_WITH_PLATFORM
+#include "admin/cli/admin_commands.h"
 #include "app/serve_command.h"
 #endif
 
 namespace {
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: quilt <command> [flags]\n"
-               "  generate [--model DIR] [--adapter DIR] [--max-tokens N] [--temperature T]\n"
-               "           [--top-p P] [--top-k K] [--seed S] [--stop STR] [--ignore-eos]\n"
-               "           [--chat] [--device cpu|cuda[:N]] [--dtype float16|bfloat16] PROMPT\n"
-               "      one completion on the model (default: the bundled demo model)\n"
-               "  serve [--model DIR] [--data-dir DIR] [--host H] [--port P] [--device cpu|cuda[:N]]\n"
-               "        [--dtype float16|bfloat16]\n"
-               "        [--admin-key-file FILE] [--config FILE] [--threads N] [--drain-timeout S]\n"
-               "        [--max-body-bytes N] [--max-upload-bytes N] [--read-timeout S]\n"
-               "        [--idle-timeout S] [--max-connections N] [--kv-cache-mb N] [--host-cache-mb N]\n"
-               "        [--request-timeout S] [--max-waiting N] [--max-in-flight-per-tenant N]\n"
-               "        [--metrics-key KEY] [--max-lora-rank N] [--max-loras N] [--lora-pool-mib N]\n"
-               "        [--max-model-len N] [--gpu-memory-fraction F] [--admin-port P]\n"
-               "        [--write-timeout S] [--max-send-buffer-bytes N] [--cuda-graphs on|off]\n"
-               "      the multi-tenant HTTP server (API.md); admin key from --admin-key-file or\n"
-               "      QUILT_ADMIN_KEY, else generated and printed once\n");
+// "quilt serve" for an error in serve's flags: the chain of commands CLI11 had entered.
+std::string command_path(const CLI::App& app) {
+  std::string path = app.get_name();
+  for (const CLI::App* sub : app.get_subcommands()) return path + " " + command_path(*sub);
+  return path;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    usage();
-    return argc < 2 ? 2 : 0;
-  }
-  const std::string command = argv[1];
-  if (command == "generate") return quilt::app::generate_command(argc - 2, argv + 2);
+  CLI::App app("Quilt: multi-tenant LoRA serving on one shared base model.", "quilt");
+  app.set_version_flag("--version", std::string("quilt ") + QUILT_VERSION + " (commit " + QUILT_GIT_COMMIT + ")");
+  app.require_subcommand(1);
+  quilt::app::Runner chosen;
+  quilt::app::add_generate_command(app, chosen);
 #ifdef QUILT_WITH_PLATFORM
-  if (command == "serve") return quilt::app::serve_command(argc - 2, argv + 2);
+  quilt::app::add_serve_command(app, chosen);
+  quilt::admin::cli::add_admin_commands(app, chosen);
 #else
-  if (command == "serve") {
-    std::fprintf(stderr, "quilt: this build has no server (configured with -DQUILT_PLATFORM=OFF)\n");
+  app.add_subcommand("serve", "the HTTP server (not in this build: configured with -DQUILT_PLATFORM=OFF)")
+      ->callback([&chosen] {
+        chosen = [] {
+          std::fprintf(stderr, "quilt: this build has no server (configured with -DQUILT_PLATFORM=OFF)\n");
+          return 2;
+        };
+      });
+#endif
+  // Set last: subcommands inherit the footer of their parent at creation.
+  app.footer("Run `quilt COMMAND --help` for a command's flags.");
+  if (argc < 2) {
+    std::fputs(app.help().c_str(), stderr);
     return 2;
   }
-#endif
-  std::fprintf(stderr, "quilt: unknown command '%s'\n", command.c_str());
-  usage();
-  return 2;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --version
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "%s: %s\nRun `%s --help` for more information.\n", command_path(app).c_str(), e.what(),
+                 command_path(app).c_str());
+    return 2;
+  }
+  return chosen ? chosen() : 2;
 }

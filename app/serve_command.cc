@@ -3,141 +3,43 @@
 
 #include <signal.h>
 
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <map>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "app/demo_model.h"
-#include "app/server.h"
+#include "app/config_file.h"
+#include "app/serve_settings.h"
 #include "common/files.h"
 #include "common/memory.h"
 
 namespace quilt::app {
 namespace {
 
-// Settings go straight into the ServerConfig; only what serve itself uses is kept beside it.
-struct ServeFlags {
-  ServeFlags() { config.model = demo_model_dir(); }
-  ServerConfig config;
-  bool fraction_given = false;  // --gpu-memory-fraction
-  bool kv_cache_given = false;  // --kv-cache-mb
-  std::string admin_key_file;
-  int64_t drain_timeout_s = 30;
+// Each setting as CLI11 read it (from the command line, or the config file for what the command
+// line left out); checked and applied by apply_serve_setting once parsing is done.
+struct ServeOptions {
+  std::vector<std::pair<std::string, CLI::Option*>> given;
+  std::vector<std::string> values;  // one per setting; reserved up front, CLI11 holds pointers
 };
-
-// Applies one setting by name (flags without "--", config file keys). Returns an error or "".
-std::string apply(ServeFlags& f, const std::string& key, const std::string& v) {
-  auto num = [&](int64_t& out) -> std::string {
-    char* end = nullptr;
-    const long long n = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0' || n < 0) return key + ": expected a non-negative integer, got '" + v + "'";
-    out = n;
-    return "";
-  };
-  int64_t n = 0;
-  std::string err;
-  ServerConfig& c = f.config;
-  if (key == "model") c.model = v;
-  else if (key == "data-dir") c.data_dir = v;
-  else if (key == "host") c.http.host = v;
-  else if (key == "device") {
-    c.device = v;
-    const bool cuda_n = v.rfind("cuda:", 0) == 0 && v.size() > 5 &&
-                        v.find_first_not_of("0123456789", 5) == std::string::npos;
-    if (v != "cpu" && v != "cuda" && !cuda_n) err = "device: unknown device '" + v + "' (expected cpu, cuda or cuda:N)";
-  }
-  else if (key == "dtype") {
-    auto d = engine::parse_compute_dtype(v);
-    if (d.ok()) c.dtype = *d;
-    else err = d.status().message();
-  }
-  else if (key == "metrics-key") c.metrics_key = v;
-  else if (key == "max-lora-rank") { if ((err = num(n)).empty() && n < 1) err = "max-lora-rank: must be at least 1"; c.max_lora_rank = static_cast<int32_t>(n); }
-  else if (key == "admin-key-file") f.admin_key_file = v;
-  else if (key == "port") { if ((err = num(n)).empty() && n > 65535) err = "port: out of range"; c.http.port = static_cast<uint16_t>(n); }
-  else if (key == "threads") { err = num(n); c.http.threads = static_cast<int>(n); }
-  else if (key == "max-body-bytes") { err = num(n); c.http.max_body_bytes = n; }
-  else if (key == "max-upload-bytes") { err = num(n); c.http.max_upload_bytes = n; }
-  else if (key == "max-header-bytes") { err = num(n); c.http.max_header_bytes = static_cast<uint32_t>(n); }
-  else if (key == "read-timeout") { err = num(n); c.http.read_timeout = std::chrono::seconds(n); }
-  else if (key == "idle-timeout") { err = num(n); c.http.idle_timeout = std::chrono::seconds(n); }
-  else if (key == "max-connections") { err = num(n); c.http.max_connections = static_cast<int>(n); }
-  else if (key == "admin-port") { if ((err = num(n)).empty() && n > 65535) err = "admin-port: out of range"; c.admin_port = static_cast<int>(n); }
-  else if (key == "write-timeout") { if ((err = num(n)).empty() && n < 1) err = "write-timeout: must be at least 1"; c.http.write_timeout = std::chrono::seconds(n); }
-  else if (key == "max-send-buffer-bytes") { if ((err = num(n)).empty() && n < 4096) err = "max-send-buffer-bytes: must be at least 4096"; c.http.max_send_buffer_bytes = n; }
-  else if (key == "drain-timeout") err = num(f.drain_timeout_s);
-  else if (key == "kv-cache-mb") { if ((err = num(c.kv_cache_mb)).empty() && c.kv_cache_mb < 1) err = "kv-cache-mb: must be at least 1"; f.kv_cache_given = true; }
-  else if (key == "lora-pool-mib") { if ((err = num(c.lora_pool_mib)).empty() && c.lora_pool_mib < 1) err = "lora-pool-mib: must be at least 1"; }
-  else if (key == "max-loras") { if ((err = num(n)).empty() && (n < 1 || n > 65536)) err = "max-loras: must be in [1, 65536]"; c.max_loras = static_cast<int32_t>(n); }
-  else if (key == "max-model-len") { if ((err = num(n)).empty() && (n < 1 || n > INT32_MAX)) err = "max-model-len: must be at least 1"; c.max_model_len = n; }
-  else if (key == "gpu-memory-fraction") {
-    char* end = nullptr;
-    c.gpu_memory_fraction = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end != '\0' || !(c.gpu_memory_fraction > 0 && c.gpu_memory_fraction <= 1)) {
-      err = "gpu-memory-fraction: expected a number in (0, 1], got '" + v + "'";
-    }
-    f.fraction_given = true;
-  }
-  else if (key == "cuda-graphs") {
-    if (v != "on" && v != "off") err = "cuda-graphs: expected on or off, got '" + v + "'";
-    c.cuda_graphs = v == "on";
-  }
-  else if (key == "host-cache-mb") err = num(c.host_cache_mb);
-  else if (key == "request-timeout") { err = num(n); c.request_timeout = std::chrono::seconds(n); }
-  else if (key == "max-waiting") { err = num(n); c.max_waiting = static_cast<int32_t>(n); }
-  else if (key == "max-in-flight-per-tenant") { err = num(n); c.max_in_flight_per_tenant = static_cast<int32_t>(n); }
-  else return "unknown setting '" + key + "'";
-  return err;
-}
-
-std::string load_config(ServeFlags& f, const std::string& path) {
-  auto text = read_file(path);
-  if (!text.ok()) return text.status().message();
-  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return path + ": not a JSON object";
-  for (const auto& [key, value] : j.items()) {
-    const std::string v = value.is_string() ? value.get<std::string>() : value.dump();
-    if (std::string err = apply(f, key, v); !err.empty()) return path + ": " + err;
-  }
-  return "";
-}
-
-std::string parse_flags(int argc, char** argv, ServeFlags& f) {
-  // --config first, so that flags given beside it win.
-  for (int i = 0; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--config") {
-      if (std::string err = load_config(f, argv[i + 1]); !err.empty()) return err;
-    }
-  }
-  for (int i = 0; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) return "unexpected argument '" + a + "'";
-    if (i + 1 >= argc) return a + " needs a value";
-    const std::string v = argv[++i];
-    if (a == "--config") continue;
-    if (std::string err = apply(f, a.substr(2), v); !err.empty()) return err;
-  }
-  return "";
-}
 
 int fail(const std::string& what, const Status& s) {
   std::fprintf(stderr, "quilt serve: %s: %s\n", what.c_str(), s.message().c_str());
   return 1;
 }
 
-}  // namespace
-
-int serve_command(int argc, char** argv) {
+int serve(const ServeOptions& options) {
   tune_allocator();  // before any thread starts
   ServeFlags f;
-  if (std::string err = parse_flags(argc, argv, f); !err.empty()) {
-    std::fprintf(stderr, "quilt serve: %s\n", err.c_str());
-    return 2;
+  for (const auto& [name, option] : options.given) {
+    if (option->count() == 0) continue;
+    const std::string err = apply_serve_setting(f, name, option->as<std::string>());
+    if (!err.empty()) {
+      std::fprintf(stderr, "quilt serve: %s\n", err.c_str());
+      return 2;
+    }
   }
   // Signals are taken by sigwait below; every thread started from here on inherits the mask.
   sigset_t signals;
@@ -194,6 +96,30 @@ int serve_command(int argc, char** argv) {
   if (Status st = s.stop(std::chrono::seconds(f.drain_timeout_s)); !st.ok()) return fail("flush", st);
   std::printf("quilt: stopped\n");
   return 0;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& root, Runner& chosen) {
+  CLI::App* cmd = root.add_subcommand("serve", "the multi-tenant HTTP server (API.md)");
+  cmd->footer(
+      "The admin key comes from --admin-key-file or the environment variable QUILT_ADMIN_KEY;\n"
+      "with neither, one is generated at first start and printed once.\n"
+      "--config FILE: a JSON object of these settings without \"--\" ({\"port\": 8080, \"threads\": 4}),\n"
+      "or the same keys as TOML/INI; flags given beside it win.");
+  auto options = std::make_shared<ServeOptions>();
+  const auto settings = serve_settings();
+  options->values.reserve(settings.size());
+  for (const ServeSetting& s : settings) {
+    options->values.emplace_back();
+    CLI::Option* o = cmd->add_option(std::string("--") + s.name, options->values.back(), s.help);
+    o->type_name(s.type);
+    options->given.emplace_back(s.name, o);
+  }
+  cmd->config_formatter(std::make_shared<JsonOrTomlConfig>());
+  cmd->set_config("--config", "", "read settings from FILE (JSON, or TOML/INI)")->type_name("FILE");
+  cmd->allow_config_extras(CLI::config_extras_mode::error);
+  cmd->callback([options, &chosen] { chosen = [options] { return serve(*options); }; });
 }
 
 }  // namespace quilt::app
