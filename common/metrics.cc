@@ -1,51 +1,78 @@
-// Metrics: storage of samples and the Prometheus text exposition format (version 0.0.4).
+// Metrics on prometheus-cpp: families registered by name, series looked up by their labels.
 #include "common/metrics.h"
 
-#include <cmath>
-#include <cstdio>
-#include <sstream>
+#include <mutex>
+#include <variant>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
 namespace quilt {
 namespace {
 
-std::string escape_label(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
+using prometheus::Counter;
+using prometheus::Gauge;
+using prometheus::Histogram;
 
-std::string format_labels(const Labels& labels, const std::string& extra_key = "",
-                          const std::string& extra_value = "") {
-  if (labels.empty() && extra_key.empty()) return "";
-  std::string out = "{";
-  bool first = true;
-  for (const auto& [k, v] : labels) {
-    if (!first) out += ',';
-    out += k + "=\"" + escape_label(v) + "\"";
-    first = false;
-  }
-  if (!extra_key.empty()) {
-    if (!first) out += ',';
-    out += extra_key + "=\"" + extra_value + "\"";
-  }
-  return out + "}";
-}
-
-std::string format_value(double v) {
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.17g", v);
-  return buf;
-}
+// One family and the series handed out so far (prometheus-cpp keeps them; we keep pointers to
+// find them again and to remove them in clear()).
+template <class T>
+struct Series {
+  prometheus::Family<T>* family = nullptr;
+  std::map<Labels, T*> by_labels;
+};
 
 }  // namespace
+
+struct Metrics::Impl {
+  std::mutex mu;
+  prometheus::Registry registry;  // thread-safe itself
+  // Guarded by mu
+  std::map<std::string, std::variant<Series<Counter>, Series<Gauge>, Series<Histogram>>> families;
+  std::vector<std::function<void(Metrics&)>> collectors;
+
+  // The family `name` of kind T, registered with `help` if new; null when `name` is another kind
+  // or not a valid metric name. Caller holds mu.
+  template <class T>
+  Series<T>* family(const std::string& name, const std::string& help = "") {
+    auto it = families.find(name);
+    if (it != families.end()) return std::get_if<Series<T>>(&it->second);
+    Series<T> s;
+    try {
+      if constexpr (std::is_same_v<T, Counter>) {
+        s.family = &prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+      } else if constexpr (std::is_same_v<T, Gauge>) {
+        s.family = &prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+      } else {
+        s.family = &prometheus::BuildHistogram().Name(name).Help(help).Register(registry);
+      }
+    } catch (const std::exception&) {
+      return nullptr;
+    }
+    return std::get_if<Series<T>>(&families.emplace(name, std::move(s)).first->second);
+  }
+
+  template <class T, class... Args>
+  T* series(Series<T>* s, const Labels& labels, Args&&... args) {
+    if (!s) return nullptr;
+    auto it = s->by_labels.find(labels);
+    if (it != s->by_labels.end()) return it->second;
+    try {
+      T* t = &s->family->Add(labels, std::forward<Args>(args)...);
+      s->by_labels.emplace(labels, t);
+      return t;
+    } catch (const std::exception&) {
+      return nullptr;  // an invalid label name
+    }
+  }
+};
+
+Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
+Metrics::~Metrics() = default;
 
 const std::vector<double>& latency_buckets() {
   static const std::vector<double> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -53,70 +80,71 @@ const std::vector<double>& latency_buckets() {
   return kBuckets;
 }
 
+const std::vector<double>& token_buckets() {
+  static const std::vector<double> kBuckets = {1,   2,   4,    8,    16,   32,   64,   128,
+                                               256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
+  return kBuckets;
+}
+
 void Metrics::describe(const std::string& name, const std::string& type, const std::string& help) {
-  std::lock_guard lock(mu_);
-  Family& f = families_[name];
-  f.type = type;
-  f.help = help;
+  std::lock_guard lock(impl_->mu);
+  if (type == "counter") {
+    impl_->family<Counter>(name, help);
+  } else if (type == "histogram") {
+    impl_->family<Histogram>(name, help);
+  } else {
+    impl_->family<Gauge>(name, help);
+  }
 }
 
 void Metrics::add(const std::string& name, const Labels& labels, double value) {
-  std::lock_guard lock(mu_);
-  families_[name].values[labels] += value;
+  std::lock_guard lock(impl_->mu);
+  if (Counter* c = impl_->series(impl_->family<Counter>(name), labels)) c->Increment(value);
 }
 
 void Metrics::set(const std::string& name, const Labels& labels, double value) {
-  std::lock_guard lock(mu_);
-  families_[name].values[labels] = value;
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->families.find(name);
+  if (it != impl_->families.end() && std::holds_alternative<Series<Counter>>(it->second)) {
+    Counter* c = impl_->series(&std::get<Series<Counter>>(it->second), labels);
+    if (c && value > c->Value()) c->Increment(value - c->Value());
+    return;
+  }
+  if (Gauge* g = impl_->series(impl_->family<Gauge>(name), labels)) g->Set(value);
 }
 
 void Metrics::observe(const std::string& name, const Labels& labels, double value,
                       const std::vector<double>& bounds) {
-  std::lock_guard lock(mu_);
-  Histogram& h = families_[name].histograms[labels];
-  if (h.bounds.empty()) {
-    h.bounds = bounds;
-    h.counts.assign(bounds.size() + 1, 0);
-  }
-  size_t i = 0;
-  while (i < h.bounds.size() && value > h.bounds[i]) ++i;
-  ++h.counts[i];
-  h.sum += value;
-  ++h.count;
+  std::lock_guard lock(impl_->mu);
+  Histogram* h = impl_->series(impl_->family<Histogram>(name), labels, Histogram::BucketBoundaries(bounds));
+  if (h) h->Observe(value);
+}
+
+void Metrics::clear(const std::string& name) {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->families.find(name);
+  if (it == impl_->families.end()) return;
+  std::visit(
+      [](auto& s) {
+        for (auto& [labels, metric] : s.by_labels) s.family->Remove(metric);
+        s.by_labels.clear();
+      },
+      it->second);
 }
 
 void Metrics::on_scrape(std::function<void(Metrics&)> collector) {
-  std::lock_guard lock(mu_);
-  collectors_.push_back(std::move(collector));
+  std::lock_guard lock(impl_->mu);
+  impl_->collectors.push_back(std::move(collector));
 }
 
 std::string Metrics::render() {
   std::vector<std::function<void(Metrics&)>> collectors;
   {
-    std::lock_guard lock(mu_);
-    collectors = collectors_;
+    std::lock_guard lock(impl_->mu);
+    collectors = impl_->collectors;
   }
   for (auto& c : collectors) c(*this);  // outside the lock: collectors call set()
-
-  std::lock_guard lock(mu_);
-  std::ostringstream out;
-  for (const auto& [name, f] : families_) {
-    if (!f.help.empty()) out << "# HELP " << name << ' ' << f.help << '\n';
-    out << "# TYPE " << name << ' ' << f.type << '\n';
-    for (const auto& [labels, v] : f.values) out << name << format_labels(labels) << ' ' << format_value(v) << '\n';
-    for (const auto& [labels, h] : f.histograms) {
-      uint64_t cumulative = 0;
-      for (size_t i = 0; i < h.bounds.size(); ++i) {
-        cumulative += h.counts[i];
-        out << name << "_bucket" << format_labels(labels, "le", format_value(h.bounds[i])) << ' '
-            << cumulative << '\n';
-      }
-      out << name << "_bucket" << format_labels(labels, "le", "+Inf") << ' ' << h.count << '\n';
-      out << name << "_sum" << format_labels(labels) << ' ' << format_value(h.sum) << '\n';
-      out << name << "_count" << format_labels(labels) << ' ' << h.count << '\n';
-    }
-  }
-  return out.str();
+  return prometheus::TextSerializer().Serialize(impl_->registry.Collect());
 }
 
 }  // namespace quilt

@@ -5,6 +5,8 @@ set -euo pipefail
 QUILT_APT_PACKAGES=(build-essential cmake pkg-config git libopenblas-dev nlohmann-json3-dev
                     libpcre2-dev libutf8proc-dev libgtest-dev googletest libboost-dev librocksdb-dev libssl-dev
                     curl
+                    # logs (common/log.*) and metrics (common/metrics.*)
+                    libspdlog-dev prometheus-cpp-dev
                     # the quilt CLI's flag parser (header-only)
                     libcli11-dev
                     # scripts/sanitizers.sh and fuzz.sh: clang with its sanitizer and libFuzzer runtimes
