@@ -30,21 +30,39 @@ using quilt::testing::ReferenceFixture;
 // the simulator's time: llama; qwen2 (q/k/v biases); qwen3 (per-head q/k norms); mistral (a
 // sliding window on every layer, exceeded by the long prompt); gemma2 (GeGLU, attention and final
 // soft-capping, query scale, windows); gemma3 (q/k norms, local and global RoPE tables, windows
-// interleaved); phi3-longrope (LongRoPE, fused qkv/gate_up). Left to the CPU suite: qwen2.5-untied
-// and phi3, whose differences are in the weights' layout, not in the device ops; and
-// mistral-nemo, whose case 13 (adapter rs-r4) leaves the reference at step 2 (reference margin
-// 0.12) on fp16, every run (322 of 336 margin-safe ids; to be investigated).
-const std::vector<std::string> kFixtures = {"llama",   "qwen2",  "qwen3",        "mistral",
-                                            "gemma2",  "gemma3", "phi3-longrope"};
+// interleaved); phi3-longrope (LongRoPE, fused qkv/gate_up); mistral-nemo (head_dim 32 with 4
+// heads on hidden 64: q/o widths other than hidden). Left to the CPU suite: qwen2.5-untied and
+// phi3, whose differences are in the weights' layout, not in the device ops.
+const std::vector<std::string> kFixtures = {"llama",  "qwen2",  "qwen3",         "mistral",
+                                            "gemma2", "gemma3", "phi3-longrope", "mistral-nemo"};
+
+// Cases whose reference is measurably more sensitive to 16-bit storage than kMinMargin assumes;
+// their ids are held to the reference only before `step`.
+// mistral-nemo case 13 (adapter rs-r4: rsLoRA scale 4 on random, all-module A and B) at step 2,
+// reference margin 0.12 (token 219 over 357): the CPU's float32 forward with every op's output
+// rounded to fp16 where the cuda backend stores it (embedding, norms, GEMM outputs, rope, attention,
+// activations, adapter pages; a throwaway experiment) gives logprobs 357: -1.428, 219: -1.506,
+// the cuda backend's own swap (-1.440, -1.496): the kernels compute what fp16 storage allows.
+// Hugging Face's own fp16 model narrows the margin to 0.07; rounding only layer 0's input-norm
+// output to bf16 moves it by 0.5. Every other step and case of the fixture is held to the rule.
+struct KnownSensitive {
+  const char* fixture;
+  size_t case_index;
+  size_t step;
+};
+constexpr KnownSensitive kKnownSensitive[] = {{"mistral-nemo", 13, 2}};
 
 constexpr double kLogitTolerance = 2e-2;  // issue 9's bound
 constexpr double kMinMargin = 0.05;
 
-// Steps before the first whose reference margin is below kMinMargin.
-size_t safe_prefix(const nlohmann::json& c) {
+// Steps before the first whose reference margin is below kMinMargin (or a known-sensitive step).
+size_t safe_prefix(const std::string& fixture, size_t case_index, const nlohmann::json& c) {
   const auto margins = c["margins"].get<std::vector<double>>();
   size_t n = 0;
   while (n < margins.size() && margins[n] >= kMinMargin) ++n;
+  for (const KnownSensitive& k : kKnownSensitive) {
+    if (fixture == k.fixture && case_index == k.case_index) n = std::min(n, k.step);
+  }
   return n;
 }
 
@@ -107,7 +125,7 @@ TEST_P(ConformanceCudaTest, EveryCaseInOneMixedBatchAndAloneMatchesTransformers)
       worst_case = i;
     }
     EXPECT_LT(err, kLogitTolerance) << label;
-    const size_t n = safe_prefix(c);
+    const size_t n = safe_prefix(fixture_.name, i, c);
     const std::vector<int32_t> ref = c["greedy_ids"].get<std::vector<int32_t>>();
     size_t agree = 0;
     while (agree < n && agree < o.tokens.size() && o.tokens[agree] == ref[agree]) ++agree;
@@ -141,7 +159,7 @@ TEST_P(ConformanceCudaTest, EveryCaseInOneMixedBatchAndAloneMatchesTransformers)
     Collector alone;
     ASSERT_TRUE(engine_->submit(testing::reference_request(cases[i], i, adapters_, alone)).ok());
     ASSERT_TRUE(alone.wait(1, std::chrono::seconds(300)));
-    const size_t n = safe_prefix(cases[i]);
+    const size_t n = safe_prefix(fixture_.name, i, cases[i]);
     EXPECT_EQ(head(alone.get(i).tokens, n), head(batch.get(i).tokens, n))
         << fixture_.name << " case " << i
         << " alone differs from the same case inside the mixed batch";
