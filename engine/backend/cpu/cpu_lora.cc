@@ -1,15 +1,17 @@
 // CpuBackend's LoRA ops grouped by adapter: for each segment of the step's tokens that share an
 // adapter slot, shrink is one GEMM [n × in]·Aᵀ with the A's of the fused projections stacked
-// (q, k, v: one call) and expand one GEMM [n × r]·Bᵀ per projection, on dense host copies of the
-// adapter's matrices gathered from the paged pool at first use (dropped whenever pages or tables
-// are written). kernels/sgmv/sgmv_cpu.cc stays the contract's reference; the results agree with it
-// to float rounding (the sums run in the BLAS's order).
-#include <cblas.h>
-
+// (q, k, v: one call) and expand one GEMM [n × r]·(scale·B)ᵀ per projection (cpu::gemm), on dense
+// host copies of the adapter's matrices gathered from the paged pool at first use (dropped whenever
+// pages or tables are written). Segments (cut to at most kRowsPerTask tokens) run in parallel on
+// cpu::pool(), each task's GEMM on its own thread. kernels/sgmv/sgmv_cpu.cc stays the contract's
+// reference; the results agree with it to float rounding.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "engine/backend/cpu/cpu_backend.h"
+#include "engine/backend/cpu/gemm.h"
+#include "engine/backend/cpu/thread_pool.h"
 
 namespace quilt::engine {
 namespace {
@@ -44,6 +46,22 @@ void for_each_segment(const kernels::sgmv::LoraBatch& b, F f) {
   }
 }
 
+constexpr int32_t kRowsPerTask = 16;  // tokens of one segment per parallel task
+
+struct Run {
+  int32_t t0, t1, slot;
+};
+
+// The batch's adapter runs (slot >= 0), long segments cut into kRowsPerTask-token pieces.
+std::vector<Run> lora_runs(const kernels::sgmv::LoraBatch& b) {
+  std::vector<Run> runs;
+  for_each_segment(b, [&](int32_t t0, int32_t t1, int32_t slot) {
+    if (slot < 0) return;
+    for (int32_t t = t0; t < t1; t += kRowsPerTask) runs.push_back({t, std::min(t1, t + kRowsPerTask), slot});
+  });
+  return runs;
+}
+
 uint64_t lora_key(int32_t slot, int32_t layer, uint32_t what) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(slot)) << 40) |
          (static_cast<uint64_t>(static_cast<uint32_t>(layer)) << 16) | what;
@@ -71,15 +89,20 @@ const CpuBackend::DenseLora& CpuBackend::dense_a(int32_t slot, int32_t layer,
   return d;
 }
 
-const CpuBackend::DenseLora& CpuBackend::dense_bt(int32_t slot, int32_t layer, int32_t proj,
-                                                   int64_t out_dim) {
+const CpuBackend::DenseLora& CpuBackend::dense_b(int32_t slot, int32_t layer, int32_t proj,
+                                                  int64_t out_dim) {
   auto [it, added] = lora_dense_.try_emplace(lora_key(slot, layer, static_cast<uint32_t>(proj + 1)));
   DenseLora& d = it->second;
   if (!added) return d;
   const kernels::sgmv::LoraModuleRef& m = lora_weights().module(slot, layer, proj);
-  d.rows = m.rank;
-  d.w.resize(static_cast<int64_t>(m.rank) * out_dim);
-  if (m.rank > 0) gather_matrix(lora_weights(), m.bt_pages, m.rank, out_dim, d.w.data());
+  d.rows = out_dim;
+  if (m.rank <= 0) return d;
+  std::vector<float> bt(static_cast<size_t>(m.rank) * out_dim);
+  gather_matrix(lora_weights(), m.bt_pages, m.rank, out_dim, bt.data());
+  d.w.resize(static_cast<size_t>(m.rank) * out_dim);  // B [out, rank] = scale · (Bᵀ)ᵀ
+  for (int64_t n = 0; n < out_dim; ++n) {
+    for (int64_t j = 0; j < m.rank; ++j) d.w[n * m.rank + j] = m.scale * bt[j * out_dim + n];
+  }
   return d;
 }
 
@@ -96,22 +119,26 @@ Status CpuBackend::lora_shrink(const Tensor& x, int32_t layer, std::span<const i
   const int64_t in_dim = x.cols;
   for (Tensor& t : v) std::fill_n(t.as<float>(), batch.num_tokens * max_rank, 0.f);
   if (max_rank <= 0) return Status::OK();
-  for_each_segment(batch, [&](int32_t t0, int32_t t1, int32_t slot) {
-    if (slot < 0) return;
-    const DenseLora& a = dense_a(slot, layer, projs, in_dim);
-    if (a.rows == 0) return;
-    const int64_t n = t1 - t0;
-    lora_scratch_.resize(n * a.rows);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n),
-                static_cast<int>(a.rows), static_cast<int>(in_dim), 1.0f,
-                x.as<float>() + t0 * x.stride(), static_cast<int>(x.stride()), a.w.data(),
-                static_cast<int>(in_dim), 0.0f, lora_scratch_.data(), static_cast<int>(a.rows));
-    for (size_t p = 0; p < projs.size(); ++p) {
-      const int64_t rank = std::min<int64_t>(
-          lora_weights().module(slot, layer, projs[p]).rank, max_rank);
-      for (int64_t t = 0; t < n; ++t) {
-        std::memcpy(v[p].as<float>() + (t0 + t) * max_rank,
-                    lora_scratch_.data() + t * a.rows + a.offsets[p], rank * sizeof(float));
+  const std::vector<Run> runs = lora_runs(batch);
+  std::vector<const DenseLora*> a(runs.size());  // built here: the parallel part only reads
+  for (size_t i = 0; i < runs.size(); ++i) a[i] = &dense_a(runs[i].slot, layer, projs, in_dim);
+  const auto w = lora_weights();
+  cpu::pool().parallel_for(static_cast<int64_t>(runs.size()), 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> out;
+    for (int64_t i = begin; i < end; ++i) {
+      const Run& r = runs[i];
+      const DenseLora& d = *a[i];
+      if (d.rows == 0) continue;
+      const int64_t n = r.t1 - r.t0;
+      out.resize(n * d.rows);
+      cpu::gemm_f32_serial(n, d.rows, in_dim, x.as<float>() + r.t0 * x.stride(), x.stride(),
+                           d.w.data(), in_dim, out.data(), d.rows, 0.0f);
+      for (size_t p = 0; p < projs.size(); ++p) {
+        const int64_t rank = std::min<int64_t>(w.module(r.slot, layer, projs[p]).rank, max_rank);
+        for (int64_t t = 0; t < n; ++t) {
+          std::memcpy(v[p].as<float>() + (r.t0 + t) * max_rank, out.data() + t * d.rows + d.offsets[p],
+                      rank * sizeof(float));
+        }
       }
     }
   });
@@ -133,22 +160,28 @@ Status CpuBackend::lora_expand(std::span<const Tensor> v, int32_t layer,
   const kernels::sgmv::LoraBatch batch = lora_batch();
   const int64_t max_rank = batch.max_rank;
   if (max_rank <= 0) return Status::OK();
-  for (size_t i = 0; i < slices.size(); ++i) {
-    const ProjectionSlice& s = slices[i];
-    for_each_segment(batch, [&](int32_t t0, int32_t t1, int32_t slot) {
-      if (slot < 0) return;
-      const kernels::sgmv::LoraModuleRef& m = lora_weights().module(slot, layer, s.proj);
-      const int64_t rank = std::min<int64_t>(m.rank, max_rank);
-      if (rank <= 0) return;
-      const DenseLora& bt = dense_bt(slot, layer, s.proj, s.cols);
-      // y[t, col:col+cols] += scale · v[t, :rank] · Bᵀ[:rank, :]
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(t1 - t0),
-                  static_cast<int>(s.cols), static_cast<int>(rank), m.scale,
-                  v[i].as<float>() + t0 * max_rank, static_cast<int>(max_rank), bt.w.data(),
-                  static_cast<int>(s.cols), 1.0f, y.as<float>() + t0 * y.cols + s.col,
-                  static_cast<int>(y.cols));
-    });
+  const std::vector<Run> runs = lora_runs(batch);
+  const size_t np = slices.size();
+  std::vector<const DenseLora*> b(runs.size() * np);  // built here: the parallel part only reads
+  for (size_t i = 0; i < runs.size(); ++i) {
+    for (size_t p = 0; p < np; ++p) b[i * np + p] = &dense_b(runs[i].slot, layer, slices[p].proj, slices[p].cols);
   }
+  const auto w = lora_weights();
+  cpu::pool().parallel_for(static_cast<int64_t>(runs.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const Run& r = runs[i];
+      for (size_t p = 0; p < np; ++p) {
+        const ProjectionSlice& s = slices[p];
+        const int32_t full_rank = w.module(r.slot, layer, s.proj).rank;
+        const int64_t rank = std::min<int64_t>(full_rank, max_rank);
+        if (rank <= 0) continue;
+        // y[t, col:col+cols] += v[t, :rank] · (scale · B[:, :rank])ᵀ
+        cpu::gemm_f32_serial(r.t1 - r.t0, s.cols, rank, v[p].as<float>() + r.t0 * max_rank,
+                             max_rank, b[i * np + p]->w.data(), full_rank,
+                             y.as<float>() + r.t0 * y.cols + s.col, y.cols, 1.0f);
+      }
+    }
+  });
   return Status::OK();
 }
 
