@@ -139,6 +139,10 @@ Status Server::stop(std::chrono::milliseconds drain) {
   engine_.reset();
   platform_.engine = nullptr;
   Status st = usage_ ? usage_->flush() : Status::OK();
+  if (tenants_) {
+    Status keys = tenants_->flush_key_use();
+    if (st.ok()) st = keys;
+  }
   if (db_) {
     Status flushed = db_->flush();
     if (st.ok()) st = flushed;

@@ -57,7 +57,12 @@ class Server {
   gateway::Platform& platform() { return platform_; }
   const std::string& model_id() const { return platform_.model_id; }
 
-  Status flush_usage() { return platform_.usage->flush(); }
+  // Usage counters and keys' last-use times, both kept in memory between flushes.
+  Status flush_usage() {
+    Status keys = platform_.tenants->flush_key_use();
+    Status usage = platform_.usage->flush();
+    return usage.ok() ? keys : usage;
+  }
   // Stops taking requests (503), lets in-flight ones finish within `drain`, ends the ones left
   // (their limiter slots and usage are settled before this returns), flushes storage.
   // Safe on a server that start() left half-built.

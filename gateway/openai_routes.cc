@@ -9,6 +9,7 @@
 #include "gateway/auth.h"
 #include "gateway/completion_call.h"
 #include "gateway/http_server.h"
+#include "gateway/rate_limit_headers.h"
 
 namespace quilt::gateway {
 namespace {
@@ -60,6 +61,7 @@ json visible_models(Platform& p, const std::string& tenant) {
 void handle_models(Platform& p, HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   auto tenant = authenticate_tenant(p, req, *w);
   if (!tenant) return;
+  w = with_rate_limit_headers(p, *tenant, std::move(w));
   w->send(200, "application/json", json{{"object", "list"}, {"data", visible_models(p, tenant->id)}}.dump());
 }
 
@@ -68,6 +70,7 @@ void handle_models(Platform& p, HttpRequest& req, std::shared_ptr<ResponseWriter
 void handle_model(Platform& p, HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   auto tenant = authenticate_tenant(p, req, *w);
   if (!tenant) return;
+  w = with_rate_limit_headers(p, *tenant, std::move(w));
   const std::string& id = req.params.at("model");
   for (const json& m : visible_models(p, tenant->id)) {
     if (m["id"] == id) return w->send(200, "application/json", m.dump());
@@ -127,6 +130,7 @@ void continue_completion(Platform& p, bool chat, CompletionRequest r, Completion
 void handle_completion(Platform& p, bool chat, HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   auto tenant = authenticate_tenant(p, req, *w);
   if (!tenant) return;
+  w = with_rate_limit_headers(p, *tenant, std::move(w));
   if (!require_json(req, *w)) return;
   if (p.draining) {
     send_error(*w, 503, "the server is shutting down", "overloaded_error", "", {{"Retry-After", "5"}});

@@ -106,6 +106,25 @@ void Limiter::release(const std::string& tenant_id, int64_t reserved_tokens, int
   }
 }
 
+Limiter::Headroom Limiter::headroom(const std::string& tenant_id, const Limits& limits,
+                                    Clock::time_point now) {
+  auto view = [](const Bucket& b) {
+    BucketView v;
+    v.limit = static_cast<int64_t>(b.capacity);
+    v.remaining = std::max<int64_t>(0, static_cast<int64_t>(std::floor(b.level + kEpsilon)));
+    v.reset_seconds = std::max(0.0, (b.capacity - b.level) / (b.capacity / 60.0));
+    return v;
+  };
+  Headroom h;
+  if (limits.requests_per_minute <= 0 && limits.tokens_per_minute <= 0) return h;
+  std::lock_guard lock(mu_);
+  State& s = state_[tenant_id];
+  refill(s, limits, now);
+  if (s.requests.initialised) h.requests = view(s.requests);
+  if (s.tokens.initialised) h.tokens = view(s.tokens);
+  return h;
+}
+
 int64_t Limiter::in_flight(const std::string& tenant_id) const {
   std::lock_guard lock(mu_);
   auto it = state_.find(tenant_id);

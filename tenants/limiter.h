@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "tenants/tenant_store.h"
@@ -32,6 +33,20 @@ class Limiter {
   void release(const std::string& tenant_id, int64_t reserved_tokens, int64_t used_tokens,
                Clock::time_point now = Clock::now());
   int64_t in_flight(const std::string& tenant_id) const;
+
+  // One bucket as OpenAI's x-ratelimit-* headers describe it.
+  struct BucketView {
+    int64_t limit = 0;         // per minute
+    int64_t remaining = 0;     // whole units left now (never below 0)
+    double reset_seconds = 0;  // until the bucket is full again
+  };
+  // Only the limits that are set (per minute, > 0) have a view.
+  struct Headroom {
+    std::optional<BucketView> requests, tokens;
+  };
+  // The buckets of `tenant_id` under `limits` now; consumes nothing.
+  Headroom headroom(const std::string& tenant_id, const Limits& limits,
+                    Clock::time_point now = Clock::now());
 
  private:
   // One token bucket. `level` may go below zero: an admitted request larger than the whole
