@@ -1,4 +1,5 @@
-// AdapterRegistry: in-memory view of the adapter records, hot deploys, and the host weight cache.
+// AdapterRegistry: opening, resolving (canary splits included), cold loads, the host weight cache.
+// The write paths (deploy, activate, splits, remove) are in registry_deploy.cc.
 //
 // Locking. mu_ guards every map of the registry and every Entry's fields; it is only ever held
 // for map lookups and small copies, never across parsing, file reads or RocksDB writes, so
@@ -13,6 +14,7 @@
 #include <future>
 #include <utility>
 
+#include "adapters/registry_entry.h"
 #include "adapters/registry_store.h"
 
 namespace quilt::adapters {
@@ -20,27 +22,7 @@ namespace quilt::adapters {
 namespace store = registry_store;
 using engine::LoraWeights;
 using WeightsPtr = std::shared_ptr<const LoraWeights>;
-
-struct AdapterRegistry::Entry {
-  std::mutex write_mu;  // see the top of the file
-
-  // Protected by the registry's mu_.
-  std::string name;
-  std::string owner;
-  bool shared = false;
-  int64_t live_version = 0;              // 0 while nothing is committed (a first deploy runs)
-  std::vector<AdapterVersion> versions;  // ascending; empty: invisible to every reader
-  int64_t next_version = 1;              // reserved numbers are never handed out twice
-  int pending_deploys = 0;               // deploys holding this entry; it is not dropped meanwhile
-  uint64_t incarnation = 0;              // renewed by remove(); keys loads in flight
-
-  const AdapterVersion* find_version(int64_t v) const {
-    for (const auto& av : versions) {
-      if (av.version == v) return &av;
-    }
-    return nullptr;
-  }
-};
+using registry_detail::not_found;
 
 struct AdapterRegistry::PendingLoad {
   // Guarded by the registry's mu_: called once with the load's result, outside the lock.
@@ -48,10 +30,6 @@ struct AdapterRegistry::PendingLoad {
 };
 
 namespace {
-
-Status not_found(const std::string& ref) {
-  return Status::NotFound("adapter '" + ref + "' not found");
-}
 
 // "name" → (name, 0); "name@N" → (name, N) with N a positive decimal integer; else nullopt.
 std::optional<std::pair<std::string, int64_t>> parse_ref(const std::string& ref) {
@@ -76,46 +54,6 @@ AdapterRegistry::AdapterRegistry(storage::Database& db, const engine::ModelConfi
   for (int i = 0; i < kLoaderThreads; ++i) loaders_.emplace_back([this] { run_loader(); });
 }
 
-namespace {
-
-// Refuses weights this server could store but never serve: too high a rank for the engine, or
-// values that become Inf (or NaN) in the compute dtype.
-Status check_limits(const engine::LoraWeights& w, const AdapterLimits& limits) {
-  if (limits.max_rank > 0 && w.max_rank() > limits.max_rank) {
-    return Status::Unprocessable("rank " + std::to_string(w.max_rank()) +
-                                 " is above this server's limit of " +
-                                 std::to_string(limits.max_rank));
-  }
-  const double max = limits.max_abs_value;
-  for (size_t l = 0; l < w.layers.size(); ++l) {
-    for (const engine::LoraModule& m : w.layers[l]) {
-      if (m.rank == 0) continue;
-      const std::string where = "layer " + std::to_string(l);
-      if (!std::isfinite(m.scale) || std::fabs(m.scale) > max) {
-        return Status::Unprocessable("lora_alpha gives a scale of " + std::to_string(m.scale) +
-                                     " (" + where + "), which is not finite in the compute dtype");
-      }
-      for (float x : m.a) {
-        if (!(std::fabs(x) <= max)) {
-          return Status::Unprocessable("a lora_A weight of " + where + " (" + std::to_string(x) +
-                                       ") overflows the compute dtype");
-        }
-      }
-      for (float x : m.bt) {
-        const double scaled = static_cast<double>(x) * m.scale;
-        if (!(std::fabs(x) <= max) || !(std::fabs(scaled) <= max)) {
-          return Status::Unprocessable("a lora_B weight of " + where + " (" + std::to_string(x) +
-                                       ", times the scale " + std::to_string(m.scale) +
-                                       ") overflows the compute dtype");
-        }
-      }
-    }
-  }
-  return Status::OK();
-}
-
-}  // namespace
-
 Result<std::unique_ptr<AdapterRegistry>> AdapterRegistry::open(storage::Database& db,
                                                                const engine::ModelConfig& model,
                                                                int64_t host_cache_bytes,
@@ -123,8 +61,13 @@ Result<std::unique_ptr<AdapterRegistry>> AdapterRegistry::open(storage::Database
   std::unique_ptr<AdapterRegistry> reg(new AdapterRegistry(db, model, host_cache_bytes));
   reg->limits_ = limits;
   QUILT_ASSIGN_OR_RETURN(auto records, db.scan(storage::Family::kAdapters, store::kMetaPrefix));
+  QUILT_ASSIGN_OR_RETURN(auto marks, db.scan(storage::Family::kAdapters, store::kHighWaterPrefix));
   // No other thread can see `reg` yet; the lock only keeps the guarded-by contract simple.
   std::lock_guard lock(reg->mu_);
+  for (const auto& [key, value] : marks) {
+    QUILT_ASSIGN_OR_RETURN(auto mark, store::decode_high_water(key, value));
+    reg->high_water_[mark.first] = mark.second;
+  }
   for (const auto& [key, value] : records) {
     QUILT_ASSIGN_OR_RETURN(AdapterInfo info, store::decode_record(key, value));
     auto e = std::make_shared<Entry>();
@@ -132,8 +75,12 @@ Result<std::unique_ptr<AdapterRegistry>> AdapterRegistry::open(storage::Database
     e->owner = info.owner;
     e->shared = info.shared;
     e->live_version = info.live_version;
+    e->split = std::move(info.split);
     e->versions = std::move(info.versions);
-    e->next_version = e->versions.back().version + 1;
+    // Data written before high-water marks existed has none: its last version is the mark.
+    int64_t& mark = reg->high_water_[e->name];
+    mark = std::max(mark, e->versions.back().version);
+    e->next_version = mark + 1;
     e->incarnation = reg->next_incarnation_++;
     reg->entries_[e->name] = std::move(e);
   }
@@ -148,169 +95,6 @@ bool AdapterRegistry::valid_name(const std::string& name) {
     if (!ok) return false;
   }
   return true;
-}
-
-Result<AdapterVersion> AdapterRegistry::deploy(const std::string& name, const std::string& owner,
-                                               bool shared, const std::string& config_json,
-                                               const std::filesystem::path& weights_file) {
-  if (!valid_name(name)) {
-    return Status::InvalidArgument("invalid adapter name '" + name +
-                                   "': use 1 to 64 of A-Z a-z 0-9 . _ - (not . or ..)");
-  }
-  // Tenant ids are "t_" + hex; the same alphabet keeps owners safe in keys, JSON and logs.
-  if (!valid_name(owner)) return Status::InvalidArgument("invalid owner tenant id '" + owner + "'");
-
-  // The slow part (file read, parse, validation, float conversion) holds no lock at all.
-  QUILT_ASSIGN_OR_RETURN(store::Upload up,
-                         store::prepare_upload(model_, name, config_json, weights_file));
-  QUILT_RETURN_IF_ERROR(check_limits(*up.weights, limits_));
-
-  std::shared_ptr<Entry> e;
-  {
-    std::lock_guard lock(mu_);
-    auto& slot = entries_[name];
-    if (!slot) {
-      slot = std::make_shared<Entry>();
-      slot->name = name;
-      slot->incarnation = next_incarnation_++;
-    }
-    e = slot;
-    ++e->pending_deploys;  // keeps `e` in entries_ while we wait for write_mu
-  }
-
-  std::lock_guard write_lock(e->write_mu);
-  AdapterInfo record;
-  {
-    std::lock_guard lock(mu_);
-    if (!e->versions.empty() && e->owner != owner) {
-      release_pending_locked(e);
-      return Status::InvalidArgument("adapter " + name + " belongs to another tenant");
-    }
-    up.version.version = e->next_version++;
-    record = info_locked(*e);
-  }
-  // The record as it will be once this version is live; write_mu guarantees no other change of
-  // this name lands between this snapshot and our write.
-  record.owner = owner;
-  record.shared = shared;
-  record.live_version = up.version.version;
-  record.versions.push_back(up.version);
-
-  storage::WriteBatch batch;
-  batch.put(storage::Family::kAdapters, store::meta_key(name), store::encode_record(record));
-  store::put_version(batch, name, up.version.version, config_json, up.blob);
-  up.blob = {};  // the batch holds its own copy; do not keep two while the write runs
-  const Status written = db_.write(batch, /*sync=*/true);
-
-  std::lock_guard lock(mu_);
-  if (!written.ok()) {
-    // Nothing changed on disk; the reserved number is simply skipped.
-    release_pending_locked(e);
-    return written.with_context("adapter '" + name + "': persisting version " +
-                                std::to_string(up.version.version));
-  }
-  e->owner = owner;
-  e->shared = shared;
-  e->versions.push_back(up.version);
-  e->live_version = up.version.version;
-  cache_put_locked({name, up.version.version}, up.weights);
-  release_pending_locked(e);
-  return up.version;
-}
-
-std::vector<AdapterInfo> AdapterRegistry::list() const {
-  std::lock_guard lock(mu_);
-  std::vector<AdapterInfo> out;
-  for (const auto& [name, e] : entries_) {
-    if (!e->versions.empty()) out.push_back(info_locked(*e));
-  }
-  return out;
-}
-
-Result<AdapterInfo> AdapterRegistry::info(const std::string& name) const {
-  std::lock_guard lock(mu_);
-  auto e = find_committed_locked(name);
-  if (!e) return not_found(name);
-  return info_locked(*e);
-}
-
-std::vector<AdapterInfo> AdapterRegistry::visible_to(const std::string& tenant_id) const {
-  std::lock_guard lock(mu_);
-  std::vector<AdapterInfo> out;
-  for (const auto& [name, e] : entries_) {
-    if (!e->versions.empty() && (e->shared || e->owner == tenant_id)) {
-      out.push_back(info_locked(*e));
-    }
-  }
-  return out;
-}
-
-Status AdapterRegistry::rollback(const std::string& name, int64_t version) {
-  std::shared_ptr<Entry> e;
-  {
-    std::lock_guard lock(mu_);
-    e = find_committed_locked(name);
-  }
-  if (!e) return not_found(name);
-
-  std::lock_guard write_lock(e->write_mu);
-  AdapterInfo record;
-  {
-    std::lock_guard lock(mu_);
-    if (e->versions.empty()) return not_found(name);  // removed while we waited
-    if (e->find_version(version) == nullptr) {
-      return Status::NotFound("adapter '" + name + "' has no version " + std::to_string(version));
-    }
-    record = info_locked(*e);
-  }
-  record.live_version = version;
-  QUILT_RETURN_IF_ERROR(db_.put(storage::Family::kAdapters, store::meta_key(name),
-                                store::encode_record(record), /*sync=*/true));
-  std::lock_guard lock(mu_);
-  e->live_version = version;
-  return Status::OK();
-}
-
-Status AdapterRegistry::remove(const std::string& name) {
-  std::shared_ptr<Entry> e;
-  {
-    std::lock_guard lock(mu_);
-    e = find_committed_locked(name);
-  }
-  if (!e) return not_found(name);
-
-  std::lock_guard write_lock(e->write_mu);
-  {
-    std::lock_guard lock(mu_);
-    if (e->versions.empty()) return not_found(name);  // removed while we waited
-  }
-  storage::WriteBatch batch;
-  batch.remove(storage::Family::kAdapters, store::meta_key(name));
-  const auto [blob_begin, blob_end] = store::blob_range(name);
-  batch.remove_range(storage::Family::kAdapterBlobs, blob_begin, blob_end);
-  const auto [config_begin, config_end] = store::config_range(name);
-  batch.remove_range(storage::Family::kAdapterBlobs, config_begin, config_end);
-  QUILT_RETURN_IF_ERROR(db_.write(batch, /*sync=*/true));
-
-  std::lock_guard lock(mu_);
-  // Requests holding weights keep them through their shared_ptr; new resolves see nothing.
-  e->versions.clear();
-  e->live_version = 0;
-  e->next_version = 1;  // what a fresh open() of the now empty records would give
-  e->incarnation = next_incarnation_++;
-  cache_drop_locked(name);
-  if (auto it = entries_.find(name);
-      e->pending_deploys == 0 && it != entries_.end() && it->second == e) {
-    entries_.erase(it);
-  }
-  return Status::OK();
-}
-
-Status AdapterRegistry::evict(const std::string& name) {
-  std::lock_guard lock(mu_);
-  if (!find_committed_locked(name)) return not_found(name);
-  cache_drop_locked(name);
-  return Status::OK();
 }
 
 Result<ResolvedAdapter> AdapterRegistry::resolve(const std::string& ref,
@@ -339,7 +123,11 @@ void AdapterRegistry::resolve_async(const std::string& ref, const std::string& t
     auto e = find_committed_locked(name);
     // One answer for "missing" and "not yours", so names never leak across tenants.
     if (!e || !(e->shared || e->owner == tenant_id)) return done(not_found(ref));
-    const AdapterVersion* v = e->find_version(wanted == 0 ? e->live_version : wanted);
+    int64_t version_number = wanted;
+    if (wanted == 0) {
+      version_number = e->split.empty() ? e->live_version : pick_version(e->split, e->picks++);
+    }
+    const AdapterVersion* v = version_number == 0 ? nullptr : e->find_version(version_number);
     if (v == nullptr) return done(not_found(ref));
     out.version = v->version;
     if ((out.weights = cache_get_locked({name, out.version}))) {
@@ -485,6 +273,7 @@ AdapterInfo AdapterRegistry::info_locked(const Entry& e) const {
   info.owner = e.owner;
   info.shared = e.shared;
   info.live_version = e.live_version;
+  info.split = e.split;
   info.versions = e.versions;
   info.host_resident = cache_.count({e.name, e.live_version}) > 0;
   return info;

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "adapters/live_split.h"
 #include "common/status.h"
 #include "engine/model/lora_weights.h"
 #include "engine/model/model_config.h"
@@ -29,15 +30,44 @@ struct AdapterVersion {
   std::vector<std::string> target_modules;  // e.g. {"q_proj", "v_proj"}
   int64_t bytes = 0;    // size of the uploaded safetensors file
   int64_t created = 0;  // unix seconds
+  // Hex SHA-256 of the uploaded safetensors file and of adapter_config.json as uploaded; empty
+  // for versions stored before they were recorded (such versions never match a re-push).
+  std::string sha256;
+  std::string config_sha256;
+  std::string uploaded_by;          // "admin", or the id of the deploy key that pushed it
+  std::string metadata = "{}";      // free-form JSON object given at upload (compact)
 };
+
+// The upload's free-form `metadata` is at most this many bytes of JSON.
+inline constexpr size_t kMaxMetadataBytes = 4096;
 
 struct AdapterInfo {
   std::string name;
   std::string owner;  // tenant id
   bool shared = false;
+  // The version that "name" runs on; with a canary split, the one with the largest share. 0
+  // while every version is staged (then only "name@N" resolves).
   int64_t live_version = 0;
+  LiveSplit split;                       // empty: live_version takes all the traffic
   std::vector<AdapterVersion> versions;  // ascending
   bool host_resident = false;  // the live version's weights are in the host cache
+
+  // The traffic shares: the split, or {live_version: 1}; empty when nothing is live.
+  LiveSplit live() const;
+};
+
+// How a version is pushed (see deploy()).
+struct DeployOptions {
+  std::optional<bool> shared;         // nullopt: keep the adapter's setting (false when new)
+  bool stage = false;                 // persist, but leave the live version(s) as they are
+  std::string uploaded_by = "admin";  // recorded with the version
+  std::string metadata = "{}";        // a JSON object of at most kMaxMetadataBytes
+};
+
+struct DeployOutcome {
+  AdapterVersion version;
+  bool created = true;  // false: this content was already stored as `version`; nothing changed
+  bool live = false;    // `version` takes live traffic (alone or in the split)
 };
 
 // A resolved reference: the exact version a request runs on, pinned for its whole life.
@@ -78,21 +108,41 @@ class AdapterRegistry {
 
   // Hot deploy: validates config + weights against the base model (Unprocessable naming what
   // does not fit), persists version metadata, weights and the live pointer in one synced batch,
-  // then switches the live version. `weights_file` is read, not kept. InvalidArgument for a bad
-  // name or an owner that differs from the adapter's existing owner.
+  // then switches the live version (unless options.stage: then the version is stored but not
+  // live). `weights_file` is read, not kept. InvalidArgument for a bad name, bad metadata, or
+  // an owner that differs from the adapter's existing owner.
+  //
+  // Idempotent: when a stored version of `name` has the same weights and config (SHA-256), that
+  // version is the answer (created = false) and nothing changes, shared flag, metadata and live
+  // traffic included. Version numbers are never reused, even after remove() and a restart.
+  Result<DeployOutcome> deploy(const std::string& name, const std::string& owner,
+                               const std::string& config_json,
+                               const std::filesystem::path& weights_file,
+                               const DeployOptions& options);
+  // The same with default options but `shared`; returns the version.
   Result<AdapterVersion> deploy(const std::string& name, const std::string& owner, bool shared,
                                 const std::string& config_json,
                                 const std::filesystem::path& weights_file);
+  // InvalidArgument("metadata: ...") unless `metadata` is a JSON object of at most
+  // kMaxMetadataBytes; else its compact form.
+  static Result<std::string> normalize_metadata(const std::string& metadata);
 
   std::vector<AdapterInfo> list() const;
   Result<AdapterInfo> info(const std::string& name) const;  // NotFound
+  // Makes `version` take all the traffic of "name" (a staged version goes live; a canary split
+  // ends). NotFound for an unknown adapter or version. rollback() is the same operation.
+  Status activate(const std::string& name, int64_t version);
   Status rollback(const std::string& name, int64_t version);
+  // Splits the traffic of "name" over versions (see live_split.h); a single version is
+  // activate(). validate_split's errors; NotFound for an unknown adapter.
+  Status set_split(const std::string& name, const LiveSplit& split);
   // Removes every version (one batch). Requests in flight keep their weights alive.
   Status remove(const std::string& name);
   // Drops the host copies of every version; they load again from storage on demand.
   Status evict(const std::string& name);
 
-  // "name" (the live version) or "name@N", for a tenant: NotFound (same message whether it does
+  // "name" (the live version, or one drawn by the canary split) or "name@N" (any stored version,
+  // a staged one included), for a tenant: NotFound (same message whether it does
   // not exist or the tenant may not use it) unless it is the tenant's own or shared.
   // Loads weights from storage into the host cache when needed; blocks meanwhile (for callers
   // that may wait: CLI, tests. Never call it from a ResolveCallback).
@@ -110,7 +160,7 @@ class AdapterRegistry {
   void set_storage_read_hook(std::function<void()> hook);
   // True on one of this registry's loader threads.
   bool on_loader_thread() const;
-  // Adapters a tenant may use (its own and the shared ones).
+  // Adapters a tenant may use (its own and the shared ones) with a live version.
   std::vector<AdapterInfo> visible_to(const std::string& tenant_id) const;
 
  private:
@@ -138,6 +188,10 @@ class AdapterRegistry {
   void cache_put_locked(const CacheKey& key, std::shared_ptr<const engine::LoraWeights> weights);
   void cache_drop_locked(const std::string& name);  // every version of `name`
 
+  // Persists `record` as the metadata of e's name and applies its live fields to `e`; needs
+  // e->write_mu held, not mu_.
+  Status write_live(Entry& e, AdapterInfo record);
+
   storage::Database& db_;            // constant after construction
   engine::ModelConfig model_;        // constant after construction
   int64_t cache_bytes_;              // constant after construction
@@ -151,6 +205,9 @@ class AdapterRegistry {
   // load begun before a remove is never joined by a resolve of a re-uploaded adapter.
   std::map<std::pair<uint64_t, int64_t>, std::shared_ptr<PendingLoad>> loading_;  // guarded by mu_
   uint64_t next_incarnation_ = 1;                                                 // guarded by mu_
+  // The highest version number ever given to each name, kept after remove() (and persisted),
+  // so that numbers are never reused.
+  std::map<std::string, int64_t> high_water_;                                     // guarded by mu_
   std::function<void()> storage_read_hook_;                                       // guarded by mu_
 
   // The loader threads and their queue (jobs_mu_ is never held with mu_).

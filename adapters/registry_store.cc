@@ -9,6 +9,7 @@
 #include <utility>
 
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 #include "adapters/peft_adapter.h"
 #include "adapters/peft_config.h"
@@ -80,6 +81,37 @@ Result<std::shared_ptr<const engine::LoraWeights>> build(const engine::ModelConf
 
 std::string meta_key(const std::string& name) { return std::string(kMetaPrefix) + name; }
 
+std::string high_water_key(const std::string& name) {
+  return std::string(kHighWaterPrefix) + name;
+}
+
+Result<std::pair<std::string, int64_t>> decode_high_water(const std::string& key,
+                                                          const std::string& value) {
+  int64_t n = 0;
+  bool ok = !value.empty() && value.size() <= 18;
+  for (char c : value) {
+    if (c < '0' || c > '9') ok = false;
+    n = n * 10 + (c - '0');
+  }
+  if (!ok || n <= 0 || key.size() <= kHighWaterPrefix.size()) {
+    return Status::Internal("adapter high-water record '" + key + "' is corrupt");
+  }
+  return std::pair{key.substr(kHighWaterPrefix.size()), n};
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr) != 1) return {};
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
 std::string blob_key(const std::string& name, int64_t version, int64_t chunk) {
   return "b:" + name + kSep + padded(version, 10) + kSep + padded(chunk, 8);
 }
@@ -99,18 +131,28 @@ std::pair<std::string, std::string> config_range(const std::string& name) {
 std::string encode_record(const AdapterInfo& info) {
   json versions = json::array();
   for (const auto& v : info.versions) {
+    json metadata = json::parse(v.metadata, nullptr, /*allow_exceptions=*/false);
     versions.push_back({{"version", v.version},
                         {"rank", v.rank},
                         {"target_modules", v.target_modules},
                         {"bytes", v.bytes},
-                        {"created", v.created}});
+                        {"created", v.created},
+                        {"sha256", v.sha256},
+                        {"config_sha256", v.config_sha256},
+                        {"uploaded_by", v.uploaded_by},
+                        {"metadata", metadata.is_object() ? metadata : json::object()}});
   }
-  return json{{"name", info.name},
-              {"owner", info.owner},
-              {"shared", info.shared},
-              {"live_version", info.live_version},
-              {"versions", std::move(versions)}}
-      .dump();
+  json record = {{"name", info.name},
+                 {"owner", info.owner},
+                 {"shared", info.shared},
+                 {"live_version", info.live_version},
+                 {"versions", std::move(versions)}};
+  if (!info.split.empty()) {
+    json split = json::object();
+    for (const auto& [version, share] : info.split) split[std::to_string(version)] = share;
+    record["split"] = std::move(split);
+  }
+  return record.dump();
 }
 
 Result<AdapterInfo> decode_record(const std::string& key, const std::string& value) {
@@ -132,7 +174,19 @@ Result<AdapterInfo> decode_record(const std::string& key, const std::string& val
       av.target_modules = v.at("target_modules").get<std::vector<std::string>>();
       av.bytes = v.at("bytes").get<int64_t>();
       av.created = v.at("created").get<int64_t>();
+      av.sha256 = v.value("sha256", "");
+      av.config_sha256 = v.value("config_sha256", "");
+      av.uploaded_by = v.value("uploaded_by", "");
+      if (auto m = v.find("metadata"); m != v.end()) {
+        if (!m->is_object()) return corrupt("metadata is not an object");
+        av.metadata = m->dump();
+      }
       info.versions.push_back(std::move(av));
+    }
+    if (auto split = j.find("split"); split != j.end()) {
+      for (const auto& [version, share] : split->items()) {
+        info.split[std::stoll(version)] = share.get<double>();
+      }
     }
   } catch (const std::exception& e) {
     return corrupt(e.what());
@@ -146,10 +200,18 @@ Result<AdapterInfo> decode_record(const std::string& key, const std::string& val
     }
     if (v.bytes <= 0) return corrupt("version " + std::to_string(v.version) + " has no bytes");
   }
-  const bool live_known =
-      std::any_of(info.versions.begin(), info.versions.end(),
-                  [&](const AdapterVersion& v) { return v.version == info.live_version; });
-  if (!live_known) return corrupt("live version " + std::to_string(info.live_version) + " unknown");
+  const auto known = [&](int64_t version) {
+    return std::any_of(info.versions.begin(), info.versions.end(),
+                       [&](const AdapterVersion& v) { return v.version == version; });
+  };
+  // 0: every version is staged.
+  if (info.live_version != 0 && !known(info.live_version)) {
+    return corrupt("live version " + std::to_string(info.live_version) + " unknown");
+  }
+  if (!info.split.empty()) {
+    if (Status st = validate_split(info.split, known); !st.ok()) return corrupt(st.message());
+    if (primary_version(info.split) != info.live_version) return corrupt("split without its live version");
+  }
   return info;
 }
 
@@ -167,6 +229,8 @@ Result<Upload> prepare_upload(const engine::ModelConfig& model, const std::strin
   QUILT_ASSIGN_OR_RETURN(up.weights,
                          build(model, name, config_json, up.blob, "adapter_model.safetensors"));
   up.version = describe(*up.weights, static_cast<int64_t>(up.blob.size()));
+  up.version.sha256 = sha256_hex(up.blob);
+  up.version.config_sha256 = sha256_hex(config_json);
   return up;
 }
 

@@ -73,7 +73,7 @@ std::optional<Principal> authenticate_adapter_manager(Platform& p, const HttpReq
                       "missing key: send the admin key or a deploy key (Authorization: Bearer <key>)"));
     return std::nullopt;
   }
-  if (p.tenants->is_admin_key(key)) return Principal{true, {}};
+  if (p.tenants->is_admin_key(key)) return Principal{true, {}, {}};
   Result<tenants::KeyInfo> info = p.tenants->verify_key(key);
   if (!info.ok()) {
     send_error(w, info.status());

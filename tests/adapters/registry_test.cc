@@ -436,8 +436,8 @@ TEST_F(RegistryTest, RemoveForgetsEveryVersionWhileHeldWeightsStayUsable) {
   reopen();
   EXPECT_TRUE(reg_->info("bot").status().IsNotFound());
   EXPECT_TRUE(reg_->resolve("keep", "t1").ok());
-  // The name is free again, for anyone, from version 1.
-  EXPECT_EQ(deploy("bot", "t2", "legal-rs").version, 1);
+  // The name is free again, for anyone, but its version numbers are never reused.
+  EXPECT_EQ(deploy("bot", "t2", "legal-rs").version, 3);
   auto fresh = reg_->resolve("bot", "t2");
   ASSERT_TRUE(fresh.ok());
   expect_same(*fresh->weights, *fixture_weights("legal-rs"));
@@ -452,7 +452,9 @@ TEST_F(RegistryTest, ConcurrentDeploysGetDistinctVersions) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kEach; ++i) {
-        auto v = reg_->deploy("bot", "t1", false, config_of(fixtures[t]), weights_of(fixtures[t]));
+        // Trailing spaces make each config distinct content, so that no push is a repeat.
+        auto v = reg_->deploy("bot", "t1", false, config_of(fixtures[t]) + std::string(i, ' '),
+                              weights_of(fixtures[t]));
         if (v.ok()) got[t].push_back(v->version);
       }
     });
@@ -476,8 +478,8 @@ TEST_F(RegistryTest, ConcurrentDeploysGetDistinctVersions) {
   for (int t = 0; t < 2; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kEach; ++i) {
-        auto v = reg_->deploy("contested", "t" + std::to_string(t), false, config_of("legal-rs"),
-                              weights_of("legal-rs"));
+        auto v = reg_->deploy("contested", "t" + std::to_string(t), false,
+                              config_of("legal-rs") + std::string(i, ' '), weights_of("legal-rs"));
         if (!v.ok()) {
           EXPECT_TRUE(v.status().IsInvalidArgument()) << v.status().message();
           ++refused;
