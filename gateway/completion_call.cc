@@ -22,6 +22,12 @@ std::string random_suffix(uint64_t n) {
 
 std::string sse(const json& j) { return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n"; }
 
+// quilt-adapter-version: the adapter version that served the request (none for the base model).
+std::vector<std::pair<std::string, std::string>> version_header(const adapters::ResolvedAdapter& a) {
+  if (!a.weights) return {};
+  return {{"quilt-adapter-version", std::to_string(a.version)}};
+}
+
 }  // namespace
 
 CompletionCall::CompletionCall(Platform& p, std::shared_ptr<ResponseWriter> writer, Setup setup)
@@ -77,7 +83,9 @@ void CompletionCall::start() {
       return;
     }
     if (i == 0 && s_.request.stream) {
-      writer_->start_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}});
+      auto headers = version_header(s_.adapter);
+      headers.push_back({"Cache-Control", "no-cache"});
+      writer_->start_stream(200, "text/event-stream", std::move(headers));
     }
   }
 }
@@ -233,7 +241,8 @@ void CompletionCall::finish() {
     writer_->write_chunk("data: [DONE]\n\n");
     writer_->end_stream();
   } else {
-    writer_->send(200, "application/json", final_body().dump(-1, ' ', false, json::error_handler_t::replace));
+    writer_->send(200, "application/json", final_body().dump(-1, ' ', false, json::error_handler_t::replace),
+                  version_header(s_.adapter));
   }
 }
 
