@@ -3,6 +3,7 @@
 // group are computed together, so each K and V row is read once per group and query row.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "engine/backend/cpu/cpu_backend.h"
@@ -41,11 +42,52 @@ struct AttnScratch {
   std::vector<float> scores;
 };
 
-template <int W>
-QUILT_SIMD_INLINE void attend_impl(const AttnArgs* a, const AttnTask* t, AttnScratch* s) {
+constexpr int64_t kMaxHeadDim = 512;
+
+// o[0, HD) = Σ_p (x[p] · inv) · rows[p][0, HD), the sum in 2 · HD / W vector registers. Explicit
+// vectors (simd.h's Vec): as a plain loop nest the compiler interchanges the loops and runs the
+// p sum in scalar code.
+template <int W, int HD>
+QUILT_SIMD_INLINE void accumulate_rows(const float* x, float inv, const float* const* rows,
+                                       int64_t n, float* o) {
+  using V = cpu::Vec<W>;
+  constexpr int kVecs = HD / W;
+  static_assert(HD % W == 0);
+  // Two independent sets of accumulators (even and odd p) hide the FMA latency.
+  V acc[kVecs], acc2[kVecs];
+  for (int c = 0; c < kVecs; ++c) acc[c] = acc2[c] = V{};
+  int64_t p = 0;
+  for (; p + 2 <= n; p += 2) {
+    const float w0 = x[p] * inv, w1 = x[p + 1] * inv;
+    const float* v0 = rows[p];
+    const float* v1 = rows[p + 1];
+    for (int c = 0; c < kVecs; ++c) {
+      V a, b;
+      cpu::load<W>(a, v0 + c * W);
+      cpu::load<W>(b, v1 + c * W);
+      acc[c] += w0 * a;
+      acc2[c] += w1 * b;
+    }
+  }
+  if (p < n) {
+    const float w0 = x[p] * inv;
+    for (int c = 0; c < kVecs; ++c) {
+      V a;
+      cpu::load<W>(a, rows[p] + c * W);
+      acc[c] += w0 * a;
+    }
+  }
+  for (int c = 0; c < kVecs; ++c) acc[c] += acc2[c];
+  std::memcpy(o, acc, sizeof(acc));
+}
+
+// One task; HD > 0: head_dim known at compile time (64, 128: the output row of a head stays in
+// registers), 0: a->hd at run time.
+template <int W, int HD>
+QUILT_SIMD_INLINE void attend_task(const AttnArgs* a, const AttnTask* t, AttnScratch* s) {
   const StepLayout::Sequence& seq = a->step->sequences[t->seq];
   const int32_t* blocks = a->step->block_tables.data() + seq.block_offset;
-  const int64_t hd = a->hd;
+  const int64_t hd = HD > 0 ? HD : a->hd;
   const int64_t last_visible = seq.ctx_len - seq.q_len + t->row0 + t->rows;
   s->k_rows.resize(last_visible);
   s->v_rows.resize(last_visible);
@@ -61,6 +103,8 @@ QUILT_SIMD_INLINE void attend_impl(const AttnArgs* a, const AttnTask* t, AttnScr
     // Sliding window: the query at position visible - 1 sees p with (visible - 1) - p < window.
     const int64_t first = a->window > 0 ? std::max<int64_t>(0, visible - a->window) : 0;
     const int64_t n = visible - first;
+    const float* const* k_rows = s->k_rows.data() + first;
+    const float* const* v_rows = s->v_rows.data() + first;
     for (int64_t g0 = 0; g0 < a->group; g0 += kMaxGroup) {
       const int64_t heads = std::min(kMaxGroup, a->group - g0);
       const int64_t h0 = t->kv_head * a->group + g0;
@@ -70,8 +114,9 @@ QUILT_SIMD_INLINE void attend_impl(const AttnArgs* a, const AttnTask* t, AttnScr
         qh[g] = a->q + row * a->q_stride + (h0 + g) * hd;
         sc[g] = s->scores.data() + g * last_visible;
       }
+      // Scores of every head of the pass, each K row read once.
       for (int64_t p = 0; p < n; ++p) {
-        const float* kp = s->k_rows[first + p];
+        const float* kp = k_rows[p];
         for (int64_t g = 0; g < heads; ++g) sc[g][p] = cpu::dot<W>(qh[g], kp, hd) * a->scale;
       }
       for (int64_t g = 0; g < heads; ++g) {
@@ -79,28 +124,31 @@ QUILT_SIMD_INLINE void attend_impl(const AttnArgs* a, const AttnTask* t, AttnScr
         if (a->cap > 0) {
           for (int64_t p = 0; p < n; ++p) x[p] = a->cap * std::tanh(x[p] / a->cap);
         }
-        float max_score = x[0];
-        for (int64_t p = 1; p < n; ++p) max_score = std::max(max_score, x[p]);
-        float denom = 0.f;
-        for (int64_t p = 0; p < n; ++p) {
-          x[p] = cpu::exp_approx(x[p] - max_score);
-          denom += x[p];
-        }
-        const float inv = 1.0f / denom;
-        for (int64_t p = 0; p < n; ++p) x[p] *= inv;
+        const float max_score = cpu::max_of<W>(x, n);
+        for (int64_t p = 0; p < n; ++p) x[p] = cpu::exp_approx(x[p] - max_score);
+        const float inv = 1.0f / cpu::sum_of<W>(x, n);
+        // o = Σ_p (x[p] / Σ x) · V[p]
         float* o = a->out + row * a->out_stride + (h0 + g) * hd;
-        std::fill(o, o + hd, 0.f);
-      }
-      for (int64_t p = 0; p < n; ++p) {
-        const float* vp = s->v_rows[first + p];
-        for (int64_t g = 0; g < heads; ++g) {
-          float* o = a->out + row * a->out_stride + (h0 + g) * hd;
-          const float w = sc[g][p];
-          for (int64_t d = 0; d < hd; ++d) o[d] += w * vp[d];
+        if constexpr (HD > 0) {
+          accumulate_rows<W, HD>(x, inv, v_rows, n, o);
+        } else {
+          for (int64_t d = 0; d < hd; ++d) o[d] = 0.f;
+          for (int64_t p = 0; p < n; ++p) {
+            const float w = x[p] * inv;
+            const float* vp = v_rows[p];
+            for (int64_t d = 0; d < hd; ++d) o[d] += w * vp[d];
+          }
         }
       }
     }
   }
+}
+
+template <int W>
+QUILT_SIMD_INLINE void attend_impl(const AttnArgs* a, const AttnTask* t, AttnScratch* s) {
+  if (a->hd == 64) return attend_task<W, 64>(a, t, s);
+  if (a->hd == 128) return attend_task<W, 128>(a, t, s);
+  attend_task<W, 0>(a, t, s);
 }
 
 QUILT_SIMD_DISPATCH(attend)
@@ -114,7 +162,7 @@ Status CpuBackend::attention(int32_t layer, const Tensor& q, int64_t num_heads,
   if (params.scale < 0 || params.softcap < 0 || params.sliding_window < 0) {
     return Status::Internal("cpu backend: negative attention parameter");
   }
-  if (kv_heads <= 0 || num_heads % kv_heads != 0 || q.cols < num_heads * hd ||
+  if (kv_heads <= 0 || num_heads % kv_heads != 0 || hd > kMaxHeadDim || q.cols < num_heads * hd ||
       out.cols < num_heads * hd) {
     return Status::Internal("cpu backend: attention heads do not match the KV cache");
   }

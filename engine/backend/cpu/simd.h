@@ -53,21 +53,81 @@ inline SimdLevel simd_level() {
   void name(A... a) { name##_impl<4>(a...); }
 #endif
 
-// Σ a[i]·b[i] in W interleaved partial sums (vectorizable; the order differs from a serial sum by
+// W floats as one vector (GCC/Clang vector extensions): loads and stores through memcpy, so any
+// alignment; compiled to zmm/ymm/xmm registers by the function's target.
+// (A typedef in a class template: GCC drops vector_size on an alias template.)
+template <int W>  // W >= 2
+struct VecOf {
+  typedef float type __attribute__((vector_size(W * sizeof(float))));
+};
+template <int W>
+using Vec = typename VecOf<W>::type;
+
+template <int W>
+QUILT_SIMD_INLINE void load(Vec<W>& v, const float* p) {
+  __builtin_memcpy(&v, p, sizeof(v));
+}
+
+// The sum of a vector's lanes, halving it (the compiler emits extracts and adds, no stack).
+template <int W>
+QUILT_SIMD_INLINE float hsum(const Vec<W>& v) {
+  if constexpr (W == 2) {
+    return v[0] + v[1];
+  } else {
+    Vec<W / 2> lo, hi;
+    __builtin_memcpy(&lo, &v, sizeof(lo));
+    __builtin_memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(lo), sizeof(hi));
+    return hsum<W / 2>(lo + hi);
+  }
+}
+
+// Σ a[i]·b[i] in W interleaved partial sums (vectorized; the order differs from a serial sum by
 // float rounding only).
 template <int W>
 QUILT_SIMD_INLINE float dot(const float* a, const float* b, int64_t n) {
-  float acc[W] = {};
+  Vec<W> acc{};
   int64_t i = 0;
   for (; i + W <= n; i += W) {
-    for (int j = 0; j < W; ++j) acc[j] += a[i + j] * b[i + j];
+    Vec<W> x, y;
+    load<W>(x, a + i);
+    load<W>(y, b + i);
+    acc += x * y;
   }
   float tail = 0.f;
   for (; i < n; ++i) tail += a[i] * b[i];
+  return hsum<W>(acc) + tail;
+}
+
+// Σ a[i] the same way.
+template <int W>
+QUILT_SIMD_INLINE float sum_of(const float* a, int64_t n) {
+  float acc[W] = {};
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    for (int j = 0; j < W; ++j) acc[j] += a[i + j];
+  }
+  float tail = 0.f;
+  for (; i < n; ++i) tail += a[i];
   for (int w = W / 2; w > 0; w /= 2) {
     for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
   }
   return acc[0] + tail;
+}
+
+// max a[i] (n >= 1) in W lanes.
+template <int W>
+QUILT_SIMD_INLINE float max_of(const float* a, int64_t n) {
+  float acc[W];
+  for (int j = 0; j < W; ++j) acc[j] = a[0];
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    for (int j = 0; j < W; ++j) acc[j] = acc[j] > a[i + j] ? acc[j] : a[i + j];
+  }
+  for (; i < n; ++i) acc[0] = acc[0] > a[i] ? acc[0] : a[i];
+  for (int w = W / 2; w > 0; w /= 2) {
+    for (int j = 0; j < w; ++j) acc[j] = acc[j] > acc[j + w] ? acc[j] : acc[j + w];
+  }
+  return acc[0];
 }
 
 // Σ a[i]² the same way.
