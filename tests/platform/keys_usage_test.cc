@@ -227,19 +227,24 @@ TEST_F(KeysUsageTest, DeletingATenantWithAdaptersNeedsCascade) {
 
 TEST_F(KeysUsageTest, RateLimitHeadersOnEveryTenantResponse) {
   const std::string model = server_->model_id();
-  const std::string limited = new_tenant("limited", {{"requests_per_minute", 3}, {"tokens_per_minute", 100000}});
+  const std::string limited = new_tenant("limited", {{"requests_per_minute", 3}, {"tokens_per_minute", 60}});
   const std::string key = new_key(limited, json::object())["key"];
-  int64_t last_remaining = 4;
+  // Each request uses 9 tokens (6 of prompt, 3 generated); both buckets refill at 1 per second
+  // (tokens) or 1 per 20 s (requests), far slower than these requests follow each other.
+  int64_t last_remaining = 4, last_tokens = 61;
   for (int i = 0; i < 3; ++i) {
     HttpResponse r = call("POST", "/v1/completions", key, base_body(model).dump());
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_EQ(r.header("x-ratelimit-limit-requests"), "3");
-    EXPECT_EQ(r.header("x-ratelimit-limit-tokens"), "100000");
+    EXPECT_EQ(r.header("x-ratelimit-limit-tokens"), "60");
     ASSERT_FALSE(r.header("x-ratelimit-remaining-requests").empty());
     const int64_t remaining = std::stoll(r.header("x-ratelimit-remaining-requests"));
     EXPECT_LT(remaining, last_remaining) << "request " << i;
     last_remaining = remaining;
-    EXPECT_LT(std::stoll(r.header("x-ratelimit-remaining-tokens")), 100000);
+    ASSERT_FALSE(r.header("x-ratelimit-remaining-tokens").empty());
+    const int64_t tokens = std::stoll(r.header("x-ratelimit-remaining-tokens"));
+    EXPECT_LT(tokens, last_tokens) << "request " << i;
+    last_tokens = tokens;
     EXPECT_FALSE(r.header("x-ratelimit-reset-requests").empty());
     EXPECT_NE(r.header("x-ratelimit-reset-requests"), "0s");
     EXPECT_FALSE(r.header("x-ratelimit-reset-tokens").empty());
