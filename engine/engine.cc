@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "engine/backend/cpu/thread_pool.h"
 #include "engine/engine_core.h"
 #include "engine/weights/safetensors.h"
 
@@ -32,7 +33,16 @@ Result<std::unique_ptr<Engine>> Engine::create(const std::filesystem::path& mode
                                    ": must be at least 1");
   }
   auto core = std::make_unique<Core>();
-  QUILT_ASSIGN_OR_RETURN(core->backend, make_backend(options.device, options.dtype));
+  if (options.threads < 0) {
+    return Status::InvalidArgument("--threads " + std::to_string(options.threads) +
+                                   ": must be at least 1");
+  }
+  // Only when it changes: resizing drops the pool, which another engine of the process may use.
+  if (options.device == "cpu" && options.threads > 0 && cpu::num_threads() != options.threads) {
+    cpu::set_num_threads(options.threads);
+  }
+  QUILT_ASSIGN_OR_RETURN(core->backend,
+                         make_backend(options.device, options.dtype, options.quantization));
   Backend& backend = *core->backend;
   {
     // The backend keeps its own copy of the weights; the mapping is dropped after loading.

@@ -30,6 +30,11 @@ enum class PoolLayout { kAuto, kUnified, kSeparate };  // kAuto: unified on cuda
 struct EngineOptions {
   std::string device = "cpu";
   DType dtype = DType::kF16;            // cuda: fp16 or bf16 storage (make_backend); cpu: float32
+  // --quantize: the base model's matrices as int8 with per-row scales (cpu only).
+  WeightQuantization quantization = WeightQuantization::kNone;
+  // cpu: compute threads of the process-wide pool (GEMMs, attention, ...); 0: every core the
+  // process may run on. The pool is per process: the last engine created sets it.
+  int32_t threads = 0;
   int32_t max_step_tokens = 512;        // tokens per step (prefill chunks + decodes)
   int32_t max_running = 64;             // sequences in flight
   int32_t block_size = 16;              // tokens per KV block

@@ -10,9 +10,20 @@
 
 namespace quilt::engine {
 
-Result<std::unique_ptr<Backend>> make_backend(const std::string& device, DType dtype) {
-  if (device == "cpu") return std::unique_ptr<Backend>(std::make_unique<CpuBackend>());
+Result<WeightQuantization> parse_quantization(const std::string& name) {
+  if (name == "none") return WeightQuantization::kNone;
+  if (name == "int8") return WeightQuantization::kInt8;
+  return Status::InvalidArgument("--quantize '" + name + "': expected none or int8");
+}
+
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device, DType dtype,
+                                              WeightQuantization quantization) {
+  const bool int8 = quantization == WeightQuantization::kInt8;
+  if (device == "cpu") return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(int8));
   if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+    if (int8) {
+      return Status::InvalidArgument("--quantize int8 runs on the cpu backend only (--device cpu)");
+    }
     int ordinal = 0;
     if (device.size() > 5) {
       const char* first = device.data() + 5;

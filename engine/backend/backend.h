@@ -132,14 +132,17 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
-  // The dtype weights and activations are kept in (cpu: F32; cuda: BF16).
+  // The dtype activations (and cuda's weights) are kept in (cpu: F32; cuda: F16 or BF16).
   virtual DType compute_dtype() const = 0;
 
   // --- memory ---
   // A [rows, cols] tensor of `dtype`: compute_dtype() for activations, F32 where precision must
   // not drop (the LoRA intermediate v). Its contents are undefined until written.
   virtual Result<Tensor> allocate(int64_t rows, int64_t cols, DType dtype) = 0;
-  // A weight converted from its file dtype to compute_dtype(), shaped [rows, cols].
+  // A weight shaped [rows, cols], in the form the backend's ops read it: cuda converts it to
+  // compute_dtype(); cpu keeps matrices in bf16 when the file has them in bf16 (its GEMM widens
+  // them exactly) or as int8 with per-row scales under --quantize int8 (DType::kI8), and everything
+  // else in float32. Only matmul, matmul_add and embedding take a weight that is not float32.
   virtual Result<Tensor> load_weight(const TensorView& src, int64_t rows, int64_t cols) = 0;
   virtual Status download(const Tensor& src, std::span<float> dst) = 0;
 
@@ -242,13 +245,20 @@ class Backend {
                              std::span<const ProjectionSlice> slices, Tensor& y) = 0;
 };
 
+// How the base model's matrices are stored (--quantize). kInt8: int8 with one float32 scale per
+// output row, dequantized inside the GEMM, activations and LoRA in float as without it (cpu only).
+enum class WeightQuantization { kNone, kInt8 };
+// A --quantize value: "none" or "int8".
+Result<WeightQuantization> parse_quantization(const std::string& name);
+
 // "cpu", "cuda" or "cuda:N". cuda is an error where it was not built or no device is found.
 // `dtype` is what a cuda backend keeps weights, activations, the KV cache and adapter pages in:
 // kF16 (the default: 3 more mantissa bits than bf16, which GPU conformance needs; see
 // tests/engine/forward_precision_cuda_test.cc) or kBF16 (for models whose activations overflow
 // float16's ±65504). The cpu backend computes in float32 whatever it says.
-Result<std::unique_ptr<Backend>> make_backend(const std::string& device,
-                                              DType dtype = DType::kF16);
+Result<std::unique_ptr<Backend>> make_backend(
+    const std::string& device, DType dtype = DType::kF16,
+    WeightQuantization quantization = WeightQuantization::kNone);
 // A --dtype value: "float16" (or "fp16", "half") or "bfloat16" (or "bf16").
 Result<DType> parse_compute_dtype(const std::string& name);
 

@@ -99,6 +99,8 @@ const char* dtype_name(DType dtype) {
       return "F16";
     case DType::kBF16:
       return "BF16";
+    case DType::kI8:
+      return "I8";
   }
   return "?";
 }
@@ -110,6 +112,8 @@ int64_t dtype_size(DType dtype) {
     case DType::kF16:
     case DType::kBF16:
       return 2;
+    case DType::kI8:
+      return 1;
   }
   return 0;
 }
@@ -142,6 +146,9 @@ void to_float32(const TensorView& t, std::span<float> out) {
         std::memcpy(&v, t.data + 2 * i, 2);
         out[i] = half_to_float(v);
       }
+      return;
+    case DType::kI8:  // the integer values (a scale, where there is one, is the holder's)
+      for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(static_cast<int8_t>(t.data[i]));
       return;
   }
 }

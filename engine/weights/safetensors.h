@@ -13,7 +13,9 @@
 
 namespace quilt::engine {
 
-enum class DType { kF32, kF16, kBF16 };
+// kI8 is no file dtype: the cpu backend's --quantize int8 weights (int8 values, one float32 scale
+// per row kept beside them by the backend).
+enum class DType { kF32, kF16, kBF16, kI8 };
 
 const char* dtype_name(DType dtype);
 int64_t dtype_size(DType dtype);

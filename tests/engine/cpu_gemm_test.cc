@@ -163,6 +163,26 @@ TEST(CpuGemmTest, BetaZeroNeverReadsTheOutput) {
   }
 }
 
+// Widened weight blocks are cached per thread within a call; new weights at the same address (a
+// buffer refilled between calls) must be widened again.
+TEST(CpuGemmTest, ANewCallNeverReusesAnotherCallsWidenedWeights) {
+  for (const GemmImpl* impl : impls()) {
+    for (GemmWeightType t : {GemmWeightType::kBF16, GemmWeightType::kI8}) {
+      Problem p(40, 24, 64, t, 0, 11);
+      std::vector<float> got = p.out;
+      detail::gemm_with(*impl, p.M, p.N, p.K, p.x.data(), p.ldx, p.weights(), got.data(), p.ldo,
+                        0.f, false);
+      p.check(got, 0.f, std::string(impl->name) + " first call");
+      for (auto& v : p.wb) v ^= 0x0080;  // new values, same buffers
+      for (auto& v : p.wq) v = static_cast<int8_t>(-v);
+      got = p.out;
+      detail::gemm_with(*impl, p.M, p.N, p.K, p.x.data(), p.ldx, p.weights(), got.data(), p.ldo,
+                        0.f, false);
+      p.check(got, 0.f, std::string(impl->name) + " second call");
+    }
+  }
+}
+
 TEST(CpuGemmTest, EveryVectorFamilyPassesTheStartupCheck) {
   for (const GemmImpl* impl : impls()) EXPECT_TRUE(detail::gemm_self_check(*impl)) << impl->name;
 }

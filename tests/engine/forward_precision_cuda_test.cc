@@ -306,7 +306,12 @@ class RoundingBackend final : public Backend {
     return inner_.allocate(rows, cols, dtype);
   }
   Result<Tensor> load_weight(const TensorView& src, int64_t rows, int64_t cols) override {
-    QUILT_ASSIGN_OR_RETURN(Tensor t, inner_.load_weight(src, rows, cols));
+    // Widened first: the cpu backend keeps bf16 matrices in bf16, which round() cannot rewrite.
+    const std::vector<float> widened = to_float32(src);
+    TensorView f32 = src;
+    f32.dtype = DType::kF32;
+    f32.data = reinterpret_cast<const std::byte*>(widened.data());
+    QUILT_ASSIGN_OR_RETURN(Tensor t, inner_.load_weight(f32, rows, cols));
     round(t);  // bf16 weights on the device
     return t;
   }

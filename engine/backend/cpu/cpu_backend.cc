@@ -8,6 +8,8 @@
 #include <cstring>
 #include <limits>
 
+#include "engine/backend/cpu/cpu_weights.h"
+#include "engine/backend/cpu/gemm.h"
 #include "engine/model/rope.h"
 #include "engine/sampling/sampler.h"
 
@@ -54,9 +56,7 @@ Result<Tensor> CpuBackend::load_weight(const TensorView& src, int64_t rows, int6
     return Status::Internal("cpu backend: " + src.name + " does not hold " +
                             std::to_string(rows) + "x" + std::to_string(cols) + " elements");
   }
-  QUILT_ASSIGN_OR_RETURN(Tensor t, allocate(rows, cols, DType::kF32));
-  to_float32(src, std::span<float>(t.as<float>(), static_cast<size_t>(rows * cols)));
-  return t;
+  return cpu::make_weight(src, rows, cols, quantize_int8_);  // bf16/int8 matrices: cpu_weights.h
 }
 
 Status CpuBackend::download(const Tensor& src, std::span<float> dst) {
@@ -129,8 +129,7 @@ Status CpuBackend::embedding(const Tensor& table, Tensor& out) {
   const auto& ids = step_->token_ids;
   for (size_t t = 0; t < ids.size(); ++t) {
     if (ids[t] < 0 || ids[t] >= table.rows) return Status::Internal("cpu backend: token id out of range");
-    std::memcpy(out.as<float>() + t * out.cols, table.as<float>() + ids[t] * table.cols,
-                table.cols * sizeof(float));
+    cpu::widen_row(table, ids[t], out.as<float>() + t * out.cols);  // f32, bf16 or int8 table
   }
   return Status::OK();
 }
@@ -145,18 +144,15 @@ Status CpuBackend::matmul_add(const Tensor& x, const Tensor& w, Tensor& out) {
 
 Status CpuBackend::gemm(const Tensor& x, const Tensor& w, Tensor& out, float beta) {
   QUILT_RETURN_IF_ERROR(check_f32(x, "matmul input"));
-  QUILT_RETURN_IF_ERROR(check_f32(w, "matmul weight"));
+  QUILT_RETURN_IF_ERROR(check_f32(out, "matmul output"));
+  QUILT_ASSIGN_OR_RETURN(cpu::GemmWeights weights, cpu::gemm_weights(w));
   if (x.cols != w.cols || out.cols != w.rows || out.rows != x.rows) {
     return Status::Internal("cpu backend: matmul shapes do not agree");
   }
-  if (!x.contiguous() || !w.contiguous() || !out.contiguous()) {
-    return Status::Internal("cpu backend: matmul takes contiguous tensors");
-  }
   if (x.rows == 0) return Status::OK();
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(x.rows),
-              static_cast<int>(w.rows), static_cast<int>(x.cols), 1.0f, x.as<float>(),
-              static_cast<int>(x.cols), w.as<float>(), static_cast<int>(w.cols), beta,
-              out.as<float>(), static_cast<int>(out.cols));
+  // Our kernels (gemm.h), picked from CPUID: q/k/v and gate/up are one call each (fused weights).
+  cpu::gemm(x.rows, w.rows, x.cols, x.as<float>(), x.stride(), weights, out.as<float>(),
+            out.stride(), beta);
   return Status::OK();
 }
 

@@ -1,4 +1,5 @@
-// The reference backend: float32 host memory, OpenBLAS for GEMMs, plain loops for the rest.
+// The reference backend: float32 activations in host memory, GEMMs of our own (gemm.h) over
+// float32, bf16 or int8 weights (cpu_weights.h), the other ops in cpu/*.cc.
 #pragma once
 
 #include <unordered_map>
@@ -11,6 +12,8 @@ namespace quilt::engine {
 
 class CpuBackend final : public Backend {
  public:
+  // quantize_int8 (--quantize int8): matrices are kept as int8 with per-row scales (cpu_weights.h).
+  explicit CpuBackend(bool quantize_int8 = false) : quantize_int8_(quantize_int8) {}
   std::string name() const override { return "cpu"; }
   DType compute_dtype() const override { return DType::kF32; }
 
@@ -66,6 +69,7 @@ class CpuBackend final : public Backend {
   };
   const RopeCache& rope_cache(const RopeTable& table, int64_t positions);  // grown on demand
 
+  bool quantize_int8_ = false;
   const StepLayout* step_ = nullptr;  // valid between begin_step calls
   std::vector<RopeCache> rope_caches_;  // one per distinct table (global, local)
   std::vector<int32_t> sample_order_;  // sample() scratch

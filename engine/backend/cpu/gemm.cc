@@ -5,6 +5,7 @@
 #include "engine/backend/cpu/gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <iostream>
@@ -52,14 +53,19 @@ int64_t weight_rows_per_block(int64_t M, int64_t N, int64_t K, int threads) {
   return (nb + 3) / 4 * 4;
 }
 
+// A thread's widened weight block, valid within one GEMM call only (a later call may see other
+// weights at the same address).
 struct Scratch {
   std::vector<float> widened;
+  uint64_t call = 0;             // the gemm_with call that filled it
   const void* source = nullptr;  // the weight rows `widened` holds
-  int64_t rows = 0, K = 0;
+  int64_t rows = 0;
 };
 
-void run_block(const GemmImpl& impl, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
-               const float* x, int64_t ldx, const GemmWeights& w, float* out, int64_t ldo,
+std::atomic<uint64_t> g_calls{0};
+
+void run_block(const GemmImpl& impl, uint64_t call, int64_t m0, int64_t m1, int64_t n0,
+               int64_t n1, int64_t K, const float* x, int64_t ldx, const GemmWeights& w, float* out, int64_t ldo,
                float beta) {
   GemmBlock b;
   b.M = m1 - m0;
@@ -76,12 +82,12 @@ void run_block(const GemmImpl& impl, int64_t m0, int64_t m1, int64_t n0, int64_t
   if (w.type != GemmWeightType::kF32 && b.M >= kWidenMinRows) {
     // Widen once, reuse for every x row (a thread's consecutive blocks share their weight rows).
     thread_local Scratch s;
-    if (s.source != rows || s.rows != b.N || s.K != K) {
+    if (s.call != call || s.source != rows || s.rows != b.N) {
       s.widened.resize(static_cast<size_t>(b.N * K));
       impl.widen(w.type, rows, w.ld, b.N, K, s.widened.data());
       s.source = rows;
       s.rows = b.N;
-      s.K = K;
+      s.call = call;
     }
     b.wtype = GemmWeightType::kF32;
     b.w = s.widened.data();
@@ -139,13 +145,14 @@ void gemm_with(const GemmImpl& impl, int64_t M, int64_t N, int64_t K, const floa
   const int64_t nb = weight_rows_per_block(M, N, K, threads);
   const int64_t m_blocks = (M + mb - 1) / mb;
   const int64_t n_blocks = (N + nb - 1) / nb;
+  const uint64_t call = g_calls.fetch_add(1, std::memory_order_relaxed) + 1;
   // Item i: weight block i / m_blocks, x block i % m_blocks, so that a thread's consecutive items
   // share a weight block (widened once).
   auto body = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t m0 = (i % m_blocks) * mb, n0 = (i / m_blocks) * nb;
-      run_block(impl, m0, std::min(M, m0 + mb), n0, std::min(N, n0 + nb), K, x, ldx, w, out, ldo,
-                beta);
+      run_block(impl, call, m0, std::min(M, m0 + mb), n0, std::min(N, n0 + nb), K, x, ldx, w, out,
+                ldo, beta);
     }
   };
   const int64_t items = m_blocks * n_blocks;
