@@ -43,7 +43,8 @@ json version_json(const adapters::AdapterVersion& v, double share) {
           {"config_sha256", or_null(v.config_sha256)},
           {"uploaded_by", or_null(v.uploaded_by)},
           {"metadata", metadata.is_object() ? metadata : json::object()},
-          {"live_share", share}};
+          {"live_share", share},
+          {"staged", share == 0.0}};  // stored, taking no live traffic
 }
 
 json split_json(const adapters::LiveSplit& split) {
@@ -144,6 +145,7 @@ void deploy_upload(Platform& p, const Principal& who, const std::string& name,
   }
   json body = version_json(out->version, 0.0);
   body.erase("live_share");
+  body.erase("staged");
   body["name"] = name;
   body["live"] = out->live;
   body["staged"] = !out->live;

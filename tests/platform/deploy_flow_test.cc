@@ -99,6 +99,9 @@ TEST_F(DeployFlowTest, StagedVersionsGoLiveOnActivateAndResponsesNameTheVersion)
   json shown = call_json("GET", "/admin/v1/adapters/bot", kAdminKey, nullptr, 200);
   EXPECT_EQ(shown["live_version"], 1);
   EXPECT_EQ(shown["versions"][1]["live_share"], 0.0);
+  EXPECT_EQ(shown["versions"][1]["staged"], true);
+  EXPECT_EQ(shown["versions"][0]["live_share"], 1.0);
+  EXPECT_EQ(shown["versions"][0]["staged"], false);
 
   // Not live: "bot" still runs version 1; "bot@2" tries the staged one.
   HttpResponse live = complete(key, "bot");
