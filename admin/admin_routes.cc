@@ -2,6 +2,7 @@
 #include "admin/admin_routes.h"
 
 #include "admin/adapter_routes.h"
+#include "admin/console/console_routes.h"
 #include "admin/route_helpers.h"
 #include "admin/tenant_routes.h"
 #include "gateway/http_server.h"
@@ -15,6 +16,7 @@ void add_admin_routes(gateway::Router& router, Platform& p) {
   add_tenant_routes(router, p);
   add_adapter_routes(router, p);
   add_metrics_route(router, p);
+  add_console_routes(router);  // the console calls the admin API: it lives where that does
 }
 
 void add_health_routes(gateway::Router& router, Platform& p, const std::atomic<bool>& ready) {

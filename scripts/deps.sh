@@ -9,6 +9,8 @@ QUILT_APT_PACKAGES=(build-essential cmake pkg-config git libopenblas-dev nlohman
                     libspdlog-dev prometheus-cpp-dev
                     # the quilt CLI's flag parser (header-only)
                     libcli11-dev
+                    # the web console's browser test (headless Chromium via chromedriver) and its JS unit test
+                    chromium chromium-driver nodejs
                     # scripts/sanitizers.sh and fuzz.sh: clang with its sanitizer and libFuzzer runtimes
                     clang libclang-rt-14-dev)
 
