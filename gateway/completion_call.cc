@@ -48,6 +48,7 @@ void CompletionCall::start() {
   auto timeout = p_.request_timeout;
   if (s_.request.timeout_s) {
     timeout = std::min(timeout, std::chrono::milliseconds(static_cast<int64_t>(*s_.request.timeout_s * 1000)));
+    if (timeout < p_.request_timeout) own_deadline_ = started_ + timeout;
   }
   // Held while submitting: events (on the engine thread) wait until the stream's head is out,
   // and the head goes out only once the engine accepted the first request, so a request the
@@ -63,6 +64,7 @@ void CompletionCall::start() {
     r.tenant = s_.tenant.id;
     r.tenant_weight = s_.tenant.weight;
     r.sampling = s_.request.sampling;
+    r.prompt_logprobs = wants_prompt_logprobs();
     // n choices with one seed would be n copies: each choice gets its own stream of randomness.
     if (r.sampling.seed && i > 0) r.sampling.seed = *r.sampling.seed + i;
     r.on_event = [self, i](const engine::TokenEvent& ev) { self->on_event(i, ev); };
@@ -108,6 +110,23 @@ json CompletionCall::logprob_entry(const engine::TokenEvent& ev) const {
   return {{"token", piece}, {"logprob", ev.logprob}, {"top", top}};
 }
 
+json CompletionCall::prompt_logprob_entries(const engine::TokenEvent& ev) const {
+  const engine::Tokenizer* tok = p_.engine->tokenizer();
+  json out = json::array();
+  for (size_t i = 0; i < s_.prompt_ids.size(); ++i) {
+    const std::string piece = tok->token_bytes(s_.prompt_ids[i]);
+    if (i == 0 || i > ev.prompt_logprobs.size()) {
+      out.push_back({{"token", piece}, {"logprob", nullptr}, {"top", nullptr}});
+      continue;
+    }
+    const engine::PromptLogprob& lp = ev.prompt_logprobs[i - 1];
+    json top = json::object();
+    for (const auto& t : lp.top) top[tok->token_bytes(t.token)] = t.logprob;
+    out.push_back({{"token", piece}, {"logprob", lp.logprob}, {"top", top}});
+  }
+  return out;
+}
+
 json CompletionCall::stream_chunk(size_t index, const std::string& text, const engine::TokenEvent* ev,
                                   const std::string& finish_reason) const {
   json choice = {{"index", index}, {"finish_reason", finish_reason.empty() ? json(nullptr) : json(finish_reason)}};
@@ -146,12 +165,30 @@ void CompletionCall::on_event(size_t index, const engine::TokenEvent& ev) {
                           std::chrono::duration<double>(now - c.last_token).count(), latency_buckets());
     }
     c.last_token = now;
+    json echoed = json::array();  // the prompt's entries ride on the first token's event
+    if (c.token_ids.empty() && wants_prompt_logprobs()) echoed = prompt_logprob_entries(ev);
     c.token_ids.push_back(*ev.token);
+    if (c.logprobs.is_null()) c.logprobs = echoed;
     if (s_.request.sampling.logprobs > 0) c.logprobs.push_back(logprob_entry(ev));
   }
   c.text += ev.text;
 
   if (s_.request.stream) {
+    if (s_.request.echo && !c.echo_sent) {
+      // The prompt first, as its own chunk, with its log-probabilities when asked for.
+      json first = stream_chunk(index, s_.prompt_text, nullptr, "");
+      if (wants_prompt_logprobs() && c.logprobs.is_array()) {
+        json tokens = json::array(), lps = json::array(), tops = json::array();
+        for (size_t i = 0; i < s_.prompt_ids.size() && i < c.logprobs.size(); ++i) {
+          tokens.push_back(c.logprobs[i]["token"]);
+          lps.push_back(c.logprobs[i]["logprob"]);
+          tops.push_back(c.logprobs[i]["top"]);
+        }
+        first["choices"][0]["logprobs"] = {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
+      }
+      writer_->write_chunk(sse(first));
+      c.echo_sent = true;
+    }
     if (s_.request.chat && !c.role_sent) {
       json first = stream_chunk(index, "", nullptr, "");
       first["choices"][0]["delta"] = {{"role", "assistant"}, {"content", ""}};
@@ -175,6 +212,9 @@ void CompletionCall::on_event(size_t index, const engine::TokenEvent& ev) {
         writer_->write_chunk(sse({{"error", {{"message", ev.error.message()}, {"type", "internal_error"}}}}));
         writer_->write_chunk("data: [DONE]\n\n");
         writer_->end_stream();
+      } else if (ev.error.code() == StatusCode::kUnavailable && own_deadline_ && now >= *own_deadline_) {
+        // The client's own `timeout` ran out: its choice, not an overloaded server (was a 503).
+        send_error(*writer_, 408, "the request's timeout passed before it finished", "timeout_error");
       } else {
         send_error(*writer_, ev.error);
       }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,11 +45,16 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     int32_t completion_tokens = 0;
     bool done = false;
     bool role_sent = false;  // chat streams open every choice with its role, as OpenAI's do
+    bool echo_sent = false;  // completion streams with echo open every choice with the prompt
     std::chrono::steady_clock::time_point last_token;
   };
 
   void on_event(size_t index, const engine::TokenEvent& ev);
   nlohmann::json logprob_entry(const engine::TokenEvent& ev) const;
+  // echo with logprobs: one completions-shape entry per prompt token (the first with null
+  // logprob and top), from the first token's event.
+  nlohmann::json prompt_logprob_entries(const engine::TokenEvent& ev) const;
+  bool wants_prompt_logprobs() const { return s_.request.echo && s_.request.sampling.logprobs > 0; }
   nlohmann::json stream_chunk(size_t index, const std::string& text, const engine::TokenEvent* ev,
                               const std::string& finish_reason) const;
   nlohmann::json final_body() const;
@@ -62,6 +68,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   std::string id_;
   int64_t created_;
   std::chrono::steady_clock::time_point started_;
+  // When the body's `timeout` is shorter than the server's: its passing is a 408, not a 503.
+  std::optional<std::chrono::steady_clock::time_point> own_deadline_;
   std::vector<uint64_t> engine_ids_;  // constant once start() submitted them
 
   std::mutex mu_;

@@ -215,9 +215,6 @@ Result<CompletionRequest> parse_completion_request(const std::string& body, bool
   QUILT_RETURN_IF_ERROR(p.boolean("ignore_eos", r.sampling.ignore_eos));
   QUILT_RETURN_IF_ERROR(p.boolean("return_token_ids", r.return_token_ids));
   if (!chat) QUILT_RETURN_IF_ERROR(p.boolean("echo", r.echo));
-  if (r.echo && r.sampling.logprobs > 0) {
-    return p.fail("echo", "with logprobs (the prompt's log-probabilities) is not supported");
-  }
   if (const json* opts = p.find("stream_options")) {
     if (!opts->is_object()) return p.fail("stream_options", "must be an object");
     auto inc = opts->find("include_usage");

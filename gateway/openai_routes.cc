@@ -9,6 +9,7 @@
 #include "gateway/auth.h"
 #include "gateway/completion_call.h"
 #include "gateway/http_server.h"
+#include "gateway/openapi/openapi_route.h"
 #include "gateway/rate_limit_headers.h"
 
 namespace quilt::gateway {
@@ -184,6 +185,7 @@ void add_openai_routes(Router& router, Platform& p) {
   auto route = [&](const std::string& method, const std::string& path, Handler h) {
     router.add(method, path, metered(p, path, std::move(h)));
   };
+  add_openapi_route(router);  // public, on the port that serves /v1
   route("GET", "/v1/models", [&p](HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
     handle_models(p, req, std::move(w));
   });

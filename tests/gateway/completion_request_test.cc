@@ -78,7 +78,7 @@ TEST(CompletionRequest, UnimplementedFieldsAreRefusedByName) {
   EXPECT_EQ(refused_field(R"({"prompt":"x","suffix":""})", false), "");
   EXPECT_EQ(refused_field(R"({"prompt":"x","best_of":3,"n":2})", false), "best_of");
   EXPECT_EQ(refused_field(R"({"prompt":"x","best_of":2,"n":2})", false), "");
-  EXPECT_EQ(refused_field(R"({"prompt":"x","echo":true,"logprobs":2})", false), "echo");
+  EXPECT_EQ(refused_field(R"({"prompt":"x","echo":true,"logprobs":2})", false), "");  // prompt logprobs
   EXPECT_EQ(refused_field(R"({"prompt":"x","echo":true})", false), "");
 }
 

@@ -1,7 +1,11 @@
 // OpenAI request fields through the HTTP API: logit_bias and the penalties honoured, fields Quilt
 // does not implement refused by name before any stream starts, GET /v1/models/{id}, and a chat
-// stream that opens every choice with its role.
+// stream that opens every choice with its role; echo with logprobs covers the prompt (streamed
+// and not), its values those of Hugging Face (tests/data/prompt_logprobs.json).
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
 
 #include <algorithm>
 #include <map>
@@ -136,6 +140,95 @@ TEST_F(OpenAiFieldsTest, ChatStreamOpensEveryChoiceWithItsRole) {
   for (const auto& [index, at] : roles) {
     EXPECT_LT(at, first_content_chunk.count(index) ? first_content_chunk[index] : chunk) << index;
   }
+}
+
+// The data events of an SSE body, parsed.
+std::vector<json> stream_chunks(const std::string& body) {
+  std::vector<json> out;
+  std::istringstream lines(body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("data: {")) out.push_back(json::parse(line.substr(6)));
+  }
+  return out;
+}
+
+TEST_F(OpenAiFieldsTest, EchoWithLogprobsCoversThePromptAsTransformersDoes) {
+  const auto [tenant, key] = make_tenant("t");
+  std::ifstream in(std::string(QUILT_SOURCE_DIR) + "/tests/data/prompt_logprobs.json");
+  const json ref = json::parse(in)["cases"][0];  // a base-model case of the bundled tiny Llama
+  ASSERT_TRUE(ref["adapter"].is_null());
+  const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+  const size_t n = prompt.size();
+  const json plain = completion(key, {{"prompt", prompt}, {"logprobs", 3}, {"max_tokens", 4}}, 200);
+  const json echoed =
+      completion(key, {{"prompt", prompt}, {"logprobs", 3}, {"max_tokens", 4}, {"echo", true}}, 200);
+  const json& lp = echoed["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), n + 4) << lp.dump();
+  ASSERT_EQ(lp["token_logprobs"].size(), n + 4);
+  ASSERT_EQ(lp["top_logprobs"].size(), n + 4);
+  // The first prompt token has nothing to be predicted from.
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  for (size_t i = 1; i < n; ++i) {
+    const double got = lp["token_logprobs"][i].get<double>();
+    EXPECT_NEAR(got, ref["logprobs"][i - 1].get<double>(), 1e-4) << "prompt position " << i;
+    ASSERT_EQ(lp["top_logprobs"][i].size(), 3u) << i;
+    double best = -1e30;
+    for (const auto& [token, v] : lp["top_logprobs"][i].items()) best = std::max(best, v.get<double>());
+    EXPECT_NEAR(best, ref["top_logprobs"][i - 1][0].get<double>(), 1e-4) << i;
+  }
+  // The generated part is the same as without echo; the text starts with the prompt's.
+  const json& gen = plain["choices"][0]["logprobs"];
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(lp["tokens"][n + i], gen["tokens"][i]);
+    EXPECT_NEAR(lp["token_logprobs"][n + i].get<double>(), gen["token_logprobs"][i].get<double>(), 1e-6);
+  }
+  const std::string text = echoed["choices"][0]["text"];
+  const std::string generated = plain["choices"][0]["text"];
+  ASSERT_GE(text.size(), generated.size());
+  EXPECT_EQ(text.substr(text.size() - generated.size()), generated);
+  EXPECT_GT(text.size(), generated.size()) << "the prompt's text is missing";
+  EXPECT_EQ(echoed["usage"], plain["usage"]);
+
+  // Streamed: the prompt first, as one chunk with its log-probabilities, then one per token.
+  json body = {{"model", server_->model_id()}, {"prompt", prompt}, {"max_tokens", 4}, {"temperature", 0},
+               {"ignore_eos", true}, {"logprobs", 3}, {"echo", true}, {"stream", true}};
+  const HttpResponse r = call("POST", "/v1/completions", key, body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::vector<json> chunks = stream_chunks(r.body);
+  ASSERT_GE(chunks.size(), 5u) << r.body;
+  const json& head = chunks[0]["choices"][0];
+  EXPECT_EQ(head["text"], text.substr(0, text.size() - generated.size()));
+  EXPECT_EQ(head["logprobs"]["tokens"], json(std::vector<json>(lp["tokens"].begin(), lp["tokens"].begin() + n)));
+  EXPECT_TRUE(head["logprobs"]["token_logprobs"][0].is_null());
+  for (size_t i = 1; i < n; ++i) {
+    EXPECT_NEAR(head["logprobs"]["token_logprobs"][i].get<double>(), lp["token_logprobs"][i].get<double>(), 1e-6);
+  }
+  std::string streamed_text;
+  size_t token_chunks = 0;
+  for (size_t c = 1; c < chunks.size(); ++c) {
+    const json& choice = chunks[c]["choices"][0];
+    streamed_text += choice["text"].get<std::string>();
+    if (!choice["logprobs"].is_null()) {
+      ASSERT_EQ(choice["logprobs"]["tokens"].size(), 1u);
+      EXPECT_EQ(choice["logprobs"]["tokens"][0], lp["tokens"][n + token_chunks]);
+      ++token_chunks;
+    }
+  }
+  EXPECT_EQ(token_chunks, 4u);
+  EXPECT_EQ(streamed_text, generated);
+}
+
+TEST_F(OpenAiFieldsTest, StreamedEchoWithoutLogprobsStartsWithThePrompt) {
+  const auto [tenant, key] = make_tenant("t");
+  json body = {{"model", server_->model_id()}, {"prompt", "The quick brown fox"}, {"max_tokens", 3},
+               {"temperature", 0}, {"echo", true}, {"stream", true}};
+  const HttpResponse r = call("POST", "/v1/completions", key, body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::vector<json> chunks = stream_chunks(r.body);
+  ASSERT_GE(chunks.size(), 2u) << r.body;
+  EXPECT_EQ(chunks[0]["choices"][0]["text"], "The quick brown fox");
+  EXPECT_TRUE(chunks[0]["choices"][0]["logprobs"].is_null());
 }
 
 }  // namespace
