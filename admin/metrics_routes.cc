@@ -1,14 +1,28 @@
-// GET /metrics and the engine gauges sampled at scrape time.
+// GET /metrics and the engine gauges sampled at scrape time, including the names the Kubernetes
+// inference gateway (Gateway API Inference Extension) reads from vLLM replicas.
 #include "admin/admin_routes.h"
+
+#include <chrono>
 
 #include "admin/route_helpers.h"
 #include "common/memory.h"
 #include "gateway/auth.h"
+#include "gateway/completion_metrics.h"
 
 namespace quilt::admin {
 
 using gateway::HttpRequest;
 using gateway::Platform;
+
+namespace {
+
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ",") + n;
+  return out;
+}
+
+}  // namespace
 
 void add_metrics_route(gateway::Router& router, Platform& p) {
   router.add("GET", "/metrics", [&p](HttpRequest& req, Writer w) {
@@ -20,10 +34,7 @@ void add_metrics_route(gateway::Router& router, Platform& p) {
 void add_engine_metrics(Platform& p) {
   Metrics& m = *p.metrics;
   m.describe("quilt_http_requests_total", "counter", "HTTP requests by route and status");
-  m.describe("quilt_prompt_tokens_total", "counter", "Prompt tokens by tenant and adapter");
-  m.describe("quilt_completion_tokens_total", "counter", "Generated tokens by tenant and adapter");
-  m.describe("quilt_time_to_first_token_seconds", "histogram", "Time from admission to the first token");
-  m.describe("quilt_inter_token_latency_seconds", "histogram", "Time between tokens of a request");
+  gateway::describe_completion_metrics(m);
   m.describe("quilt_queue_depth", "gauge", "Requests waiting for the engine");
   m.describe("quilt_running_requests", "gauge", "Requests holding KV memory");
   m.describe("quilt_batch_tokens", "gauge", "Tokens in the last engine step");
@@ -31,10 +42,23 @@ void add_engine_metrics(Platform& p) {
   m.describe("quilt_engine_step_seconds_total", "counter", "Wall time spent in engine steps");
   m.describe("quilt_kv_blocks_in_use", "gauge", "KV cache blocks in use");
   m.describe("quilt_kv_blocks_total", "gauge", "KV cache blocks");
+  m.describe("quilt_kv_cache_usage_ratio", "gauge", "Share of the KV cache blocks in use (0 to 1)");
+  m.describe("quilt_preemptions_total", "counter",
+             "Sequences sent back to recompute for lack of KV blocks");
   m.describe("quilt_adapters_resident", "gauge", "Adapters resident per tier");
+  m.describe("quilt_adapter_loads_total", "counter",
+             "Adapter loads into a tier (device: the engine's page pool)");
+  m.describe("quilt_adapter_evictions_total", "counter",
+             "Adapters dropped from a tier to make room (device: the engine's page pool)");
   m.describe("quilt_process_resident_bytes", "gauge", "Resident memory of the server process");
+  // vLLM's names and meanings, so that the inference gateway routes to Quilt replicas unchanged.
+  m.describe("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.");
+  m.describe("vllm:num_requests_running", "gauge", "Number of requests in model execution batches.");
+  m.describe("vllm:kv_cache_usage_perc", "gauge", "KV-cache usage. 1 means 100 percent usage.");
+  m.describe("vllm:lora_requests_info", "gauge", "Running stats on lora requests.");
   m.on_scrape([&p](Metrics& mm) {
     mm.set("quilt_process_resident_bytes", {}, static_cast<double>(resident_bytes()));
+    if (p.engine == nullptr) return;  // stopping
     const engine::EngineStats s = p.engine->stats();
     mm.set("quilt_queue_depth", {}, s.waiting);
     mm.set("quilt_running_requests", {}, s.running);
@@ -43,6 +67,13 @@ void add_engine_metrics(Platform& p) {
     mm.set("quilt_engine_step_seconds_total", {}, s.step_seconds_total);
     mm.set("quilt_kv_blocks_in_use", {}, s.kv_blocks_used);
     mm.set("quilt_kv_blocks_total", {}, s.kv_blocks_total);
+    // In a unified pool the total counts blocks lent to adapters: usage is of what KV may use.
+    const int32_t kv_capacity = s.kv_blocks_total - s.adapter_blocks;
+    const double usage = kv_capacity > 0 ? static_cast<double>(s.kv_blocks_used) / kv_capacity : 0.0;
+    mm.set("quilt_kv_cache_usage_ratio", {}, usage);
+    mm.set("quilt_preemptions_total", {}, static_cast<double>(s.preemptions));
+    mm.set("quilt_adapter_loads_total", {{"tier", "device"}}, static_cast<double>(s.adapter_loads));
+    mm.set("quilt_adapter_evictions_total", {{"tier", "device"}}, static_cast<double>(s.adapter_evictions));
     int64_t host = 0, stored = 0;
     for (const auto& a : p.registry->list()) {
       ++stored;
@@ -51,6 +82,20 @@ void add_engine_metrics(Platform& p) {
     mm.set("quilt_adapters_resident", {{"tier", "device"}}, s.adapters_resident);
     mm.set("quilt_adapters_resident", {{"tier", "host"}}, static_cast<double>(host));
     mm.set("quilt_adapters_resident", {{"tier", "storage"}}, static_cast<double>(stored));
+
+    mm.set("vllm:num_requests_waiting", {}, s.waiting);
+    mm.set("vllm:num_requests_running", {}, s.running);
+    mm.set("vllm:kv_cache_usage_perc", {}, usage);
+    // One series whose labels carry the adapters and whose value is the time (as vLLM sets it);
+    // the previous scrape's series goes, or old adapter lists would linger.
+    const double now = std::chrono::duration<double>(
+                           std::chrono::system_clock::now().time_since_epoch()).count();
+    mm.clear("vllm:lora_requests_info");
+    mm.set("vllm:lora_requests_info",
+           {{"running_lora_adapters", join(s.running_adapters)},
+            {"waiting_lora_adapters", join(s.waiting_adapters)},
+            {"max_lora", std::to_string(p.engine->options().max_adapter_slots)}},
+           now);
   });
 }
 

@@ -1,7 +1,14 @@
 // serve_command: flags and config → storage, tenants, registry, engine, HTTP server; signals.
 #include "app/serve_command.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +20,7 @@
 #include "app/config_file.h"
 #include "app/serve_settings.h"
 #include "common/files.h"
+#include "common/log.h"
 #include "common/memory.h"
 
 namespace quilt::app {
@@ -30,6 +38,33 @@ int fail(const std::string& what, const Status& s) {
   return 1;
 }
 
+// The admin key generated at first start goes to DATA-DIR/admin.key (0600), never to the log or
+// the terminal. Should the file fail, the key is printed once on stdout as before: it is stored
+// only as a hash, so a key nobody saw would lock the operator out.
+void save_generated_admin_key(const std::filesystem::path& data_dir, const std::string& key) {
+  const std::filesystem::path path = data_dir / "admin.key";
+  std::string error;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = std::strerror(errno);
+  } else {
+    const std::string line = key + "\n";
+    // fchmod: a file left by an earlier run keeps its old mode through O_CREAT.
+    if (::fchmod(fd, 0600) != 0 || ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size()) ||
+        ::fsync(fd) != 0) {
+      error = std::strerror(errno);
+    }
+    ::close(fd);
+  }
+  if (error.empty()) {
+    log::info("admin key generated", {{"file", path.string()}, {"mode", "0600"}});
+    return;
+  }
+  log::error("admin key generated but not saved; printed once on stdout",
+             {{"file", path.string()}, {"error", error}});
+  std::printf("admin key (shown once, store it now): %s\n", key.c_str());
+}
+
 int serve(const ServeOptions& options) {
   tune_allocator();  // before any thread starts
   ServeFlags f;
@@ -41,6 +76,7 @@ int serve(const ServeOptions& options) {
       return 2;
     }
   }
+  log::configure(f.log_level, f.log_format);
   // Signals are taken by sigwait below; every thread started from here on inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
@@ -71,9 +107,8 @@ int serve(const ServeOptions& options) {
   auto server = Server::start(config);
   if (!server.ok()) return fail("start", server.status());
   Server& s = **server;
-  if (!s.generated_admin_key().empty()) {
-    std::printf("admin key (shown once, store it now): %s\n", s.generated_admin_key().c_str());
-  }
+  if (!s.generated_admin_key().empty()) save_generated_admin_key(config.data_dir, s.generated_admin_key());
+  // The address line stays on stdout, where scripts wait for it; the log says it too.
   std::printf("quilt serving %s on http://%s:%u (device %s, data %s)\n", s.model_id().c_str(),
               config.http.host.c_str(), s.port(), config.device.c_str(), config.data_dir.c_str());
   if (s.admin_port() != 0) {
@@ -81,6 +116,9 @@ int serve(const ServeOptions& options) {
                 s.admin_port());
   }
   std::fflush(stdout);
+  log::info("serving", {{"model", s.model_id()}, {"host", config.http.host}, {"port", s.port()},
+                        {"admin_port", s.admin_port()}, {"device", config.device},
+                        {"data_dir", config.data_dir.string()}});
 
   // Every few seconds until SIGTERM/SIGINT: flush usage, give memory freed since back to the
   // system (common/memory.h); then drain and exit 0.
@@ -91,10 +129,12 @@ int serve(const ServeOptions& options) {
     (void)s.flush_usage();
     release_free_memory();
   }
-  std::printf("quilt: draining\n");
-  std::fflush(stdout);
-  if (Status st = s.stop(std::chrono::seconds(f.drain_timeout_s)); !st.ok()) return fail("flush", st);
-  std::printf("quilt: stopped\n");
+  log::info("draining", {{"timeout_s", f.drain_timeout_s}});
+  if (Status st = s.stop(std::chrono::seconds(f.drain_timeout_s)); !st.ok()) {
+    log::error("stop failed", {{"error", st.message()}});
+    return fail("flush", st);
+  }
+  log::info("stopped");
   return 0;
 }
 
@@ -104,7 +144,7 @@ void add_serve_command(CLI::App& root, Runner& chosen) {
   CLI::App* cmd = root.add_subcommand("serve", "the multi-tenant HTTP server (API.md)");
   cmd->footer(
       "The admin key comes from --admin-key-file or the environment variable QUILT_ADMIN_KEY;\n"
-      "with neither, one is generated at first start and printed once.\n"
+      "with neither, one is generated at first start into DATA-DIR/admin.key (mode 0600).\n"
       "--config FILE: a JSON object of these settings without \"--\" ({\"port\": 8080, \"threads\": 4}),\n"
       "or the same keys as TOML/INI; flags given beside it win.");
   auto options = std::make_shared<ServeOptions>();

@@ -20,11 +20,13 @@ constexpr ServeSetting kSettings[] = {
     {"port", "PORT", "the port to listen on (default 8080; 0 picks a free one)"},
     {"device", "DEVICE", "cpu, cuda or cuda:N (default cpu)"},
     {"dtype", "DTYPE", "compute dtype on cuda: float16 or bfloat16"},
-    {"admin-key-file", "FILE", "a file holding the admin key (else QUILT_ADMIN_KEY, else one is generated and printed once)"},
+    {"admin-key-file", "FILE", "a file holding the admin key (else QUILT_ADMIN_KEY, else one is generated into DATA-DIR/admin.key)"},
     {"admin-port", "PORT", "serve admin routes, metrics and health on a port of their own"},
     {"metrics-key", "KEY", "a key that may read /metrics (besides the admin key)"},
     {"threads", "N", "HTTP threads"},
     {"drain-timeout", "S", "seconds to finish in-flight requests at SIGTERM/SIGINT (default 30)"},
+    {"log-level", "LEVEL", "debug, info (default), warn or error"},
+    {"log-format", "FORMAT", "text (default) or json: one JSON object per line, on stderr"},
     {"max-body-bytes", "N", "largest request body (default 8 MiB)"},
     {"max-upload-bytes", "N", "largest adapter upload (default 4 GiB)"},
     {"max-header-bytes", "N", "largest request head"},
@@ -90,6 +92,16 @@ std::string apply_serve_setting(ServeFlags& f, const std::string& key, const std
   else if (key == "write-timeout") { if ((err = num(n)).empty() && n < 1) err = "write-timeout: must be at least 1"; c.http.write_timeout = std::chrono::seconds(n); }
   else if (key == "max-send-buffer-bytes") { if ((err = num(n)).empty() && n < 4096) err = "max-send-buffer-bytes: must be at least 4096"; c.http.max_send_buffer_bytes = n; }
   else if (key == "drain-timeout") err = num(f.drain_timeout_s);
+  else if (key == "log-level") {
+    auto l = log::parse_level(v);
+    if (l.ok()) f.log_level = *l;
+    else err = l.status().message();
+  }
+  else if (key == "log-format") {
+    auto l = log::parse_format(v);
+    if (l.ok()) f.log_format = *l;
+    else err = l.status().message();
+  }
   else if (key == "kv-cache-mb") { if ((err = num(c.kv_cache_mb)).empty() && c.kv_cache_mb < 1) err = "kv-cache-mb: must be at least 1"; f.kv_cache_given = true; }
   else if (key == "lora-pool-mib") { if ((err = num(c.lora_pool_mib)).empty() && c.lora_pool_mib < 1) err = "lora-pool-mib: must be at least 1"; }
   else if (key == "max-loras") { if ((err = num(n)).empty() && (n < 1 || n > 65536)) err = "max-loras: must be in [1, 65536]"; c.max_loras = static_cast<int32_t>(n); }

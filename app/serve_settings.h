@@ -7,6 +7,7 @@
 #include <string>
 
 #include "app/server.h"
+#include "common/log.h"
 
 namespace quilt::app {
 
@@ -18,6 +19,8 @@ struct ServeFlags {
   bool kv_cache_given = false;  // --kv-cache-mb
   std::string admin_key_file;
   int64_t drain_timeout_s = 30;
+  log::Level log_level = log::Level::kInfo;     // --log-level
+  log::Format log_format = log::Format::kText;  // --log-format
 };
 
 struct ServeSetting {

@@ -135,7 +135,7 @@ std::string Field::number(double v) {
 }
 
 std::string format_body(Format format, Level level, std::string_view message,
-                        std::initializer_list<Field> fields) {
+                        std::span<const Field> fields) {
   std::string out;
   out.reserve(64 + message.size() + fields.size() * 24);
   if (format == Format::kJson) {
@@ -189,6 +189,10 @@ void configure(Level level, Format format, std::ostream* out) {
 bool enabled(Level level) { return static_cast<int>(level) >= state().level.load(std::memory_order_relaxed); }
 
 void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
+  write(level, message, std::span<const Field>(fields.begin(), fields.size()));
+}
+
+void write(Level level, std::string_view message, std::span<const Field> fields) {
   if (!enabled(level)) return;
   State& s = state();
   std::shared_ptr<spdlog::logger> logger;

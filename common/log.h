@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -53,6 +54,7 @@ bool enabled(Level level);
 // One line: a timestamp (UTC, milliseconds), the level, `message`, then the fields. Thread-safe;
 // never throws (a failing sink drops the line).
 void write(Level level, std::string_view message, std::initializer_list<Field> fields = {});
+void write(Level level, std::string_view message, std::span<const Field> fields);
 
 inline void debug(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::kDebug, m, f); }
 inline void info(std::string_view m, std::initializer_list<Field> f = {}) { write(Level::kInfo, m, f); }
@@ -61,6 +63,6 @@ inline void error(std::string_view m, std::initializer_list<Field> f = {}) { wri
 
 // The body of a line without timestamp (what write() hands to the sink); for tests.
 std::string format_body(Format format, Level level, std::string_view message,
-                        std::initializer_list<Field> fields);
+                        std::span<const Field> fields);
 
 }  // namespace quilt::log

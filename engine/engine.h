@@ -82,6 +82,10 @@ struct EngineStats {
   uint64_t graph_fallbacks = 0;     // decode steps that ran op by op with graphs on (not captures)
   double step_seconds_total = 0;   // wall time spent in model steps
   size_t deadlines_tracked = 0;    // live requests with a deadline (finished ones hold none)
+  // The adapters (names without "@version", each once, sorted) of the running and of the waiting
+  // requests: the inference gateway's vllm:lora_requests_info routes by them.
+  std::vector<std::string> running_adapters;
+  std::vector<std::string> waiting_adapters;
 };
 
 class Engine {

@@ -117,6 +117,7 @@ void Engine::run_step(StepPlan& plan) {
   std::vector<uint64_t> finished;
   for (const StepPlan::Item& item : plan.items) {
     Sequence& seq = *item.seq;
+    if (seq.queue_seconds < 0) seq.queue_seconds = std::chrono::duration<double>(started - seq.arrived).count();
     seq.num_computed += item.count;
     if (!item.samples) continue;
     SampledToken& s = core.sampled[row];
@@ -127,6 +128,7 @@ void Engine::run_step(StepPlan& plan) {
     ev.request_id = seq.request.id;
     ev.token = s.token;
     ev.logprob = s.logprob;
+    ev.queue_seconds = seq.queue_seconds;
     for (const auto& [id, lp] : s.top) ev.top_logprobs.push_back({id, lp});
     ev.prompt_logprobs = std::move(seq.prompt_logprobs);  // gathered over the prefill, sent once
     seq.prompt_logprobs.clear();
@@ -213,6 +215,21 @@ void Engine::publish_stats() {
   stats_.graph_fallbacks = graphs.fallbacks;
   stats_.deadlines_tracked = core.deadlines.size();
   resident_ = core.adapters->resident_names();
+  // Distinct adapters first (pointers), names only for those: a step's batch shares few.
+  auto names = [](std::set<const LoraWeights*>& adapters, std::vector<std::string>& out) {
+    std::set<std::string> unique;
+    for (const LoraWeights* w : adapters) unique.insert(w->name.substr(0, w->name.find('@')));
+    out.assign(unique.begin(), unique.end());
+  };
+  std::set<const LoraWeights*> running, waiting;
+  core.scheduler->for_each_running([&](Sequence& s) {
+    if (s.request.adapter) running.insert(s.request.adapter.get());
+  });
+  core.scheduler->for_each_waiting([&](Sequence& s) {
+    if (s.request.adapter) waiting.insert(s.request.adapter.get());
+  });
+  names(running, stats_.running_adapters);
+  names(waiting, stats_.waiting_adapters);
 }
 
 void Engine::run() {

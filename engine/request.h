@@ -61,6 +61,8 @@ struct TokenEvent {
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
   Status error;                   // set when finish_reason == kError
+  // Token events: seconds from the engine taking the request to the first step that computed it.
+  double queue_seconds = -1;
   int32_t prompt_tokens = 0;      // on the final event: usage
   int32_t completion_tokens = 0;
 };

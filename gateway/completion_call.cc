@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "gateway/completion_metrics.h"
 #include "gateway/http_server.h"
 
 namespace quilt::gateway {
@@ -157,6 +158,8 @@ void CompletionCall::on_event(size_t index, const engine::TokenEvent& ev) {
   const auto now = Clock::now();
   const Labels labels = {{"tenant", s_.tenant.id}, {"adapter", s_.adapter.name}};
   if (ev.token) {
+    if (first_token_s_ < 0) first_token_s_ = std::chrono::duration<double>(now - started_).count();
+    if (queue_s_ < 0 && ev.queue_seconds >= 0) queue_s_ = ev.queue_seconds;
     if (c.token_ids.empty()) {
       p_.metrics->observe("quilt_time_to_first_token_seconds", labels,
                           std::chrono::duration<double>(now - started_).count(), latency_buckets());
@@ -208,6 +211,8 @@ void CompletionCall::on_event(size_t index, const engine::TokenEvent& ev) {
       failed_ = true;
       cancel_all();
       p_.limiter->release(s_.tenant.id, s_.reserved_tokens, 0);
+      if (s_.access) s_.access->set_error(ev.error.message());  // a stream's status said 200
+      record_outcome(/*failed=*/true);
       if (s_.request.stream) {
         writer_->write_chunk(sse({{"error", {{"message", ev.error.message()}, {"type", "internal_error"}}}}));
         writer_->write_chunk("data: [DONE]\n\n");
@@ -269,9 +274,7 @@ void CompletionCall::finish() {
   const int64_t prompt = u["prompt_tokens"], completion = u["completion_tokens"];
   p_.limiter->release(s_.tenant.id, s_.reserved_tokens, prompt * static_cast<int64_t>(choices_.size()) + completion);
   p_.usage->record(s_.tenant.id, s_.adapter.name, prompt * static_cast<int64_t>(choices_.size()), completion);
-  const Labels labels = {{"tenant", s_.tenant.id}, {"adapter", s_.adapter.name}};
-  p_.metrics->add("quilt_prompt_tokens_total", labels, static_cast<double>(prompt * choices_.size()));
-  p_.metrics->add("quilt_completion_tokens_total", labels, static_cast<double>(completion));
+  record_outcome(/*failed=*/false);
   if (s_.request.stream) {
     if (s_.request.include_usage) {
       json last = {{"id", id_}, {"object", s_.request.chat ? "chat.completion.chunk" : "text_completion"},
@@ -284,6 +287,22 @@ void CompletionCall::finish() {
     writer_->send(200, "application/json", final_body().dump(-1, ' ', false, json::error_handler_t::replace),
                   version_header(s_.adapter));
   }
+}
+
+void CompletionCall::record_outcome(bool failed) {
+  CompletionOutcome o;
+  o.tenant = s_.tenant.id;
+  o.adapter = s_.adapter.name;
+  o.version = s_.adapter.version;
+  o.prompt_tokens = static_cast<int64_t>(s_.prompt_ids.size());
+  for (const Choice& c : choices_) {
+    o.completion_tokens += c.completion_tokens;
+    o.finish_reasons.push_back(failed ? "error" : c.finish_reason);
+  }
+  o.queue_s = queue_s_;
+  o.ttft_s = first_token_s_;
+  o.e2e_s = std::chrono::duration<double>(Clock::now() - started_).count();
+  record_completion(*p_.metrics, s_.access.get(), o);
 }
 
 }  // namespace quilt::gateway

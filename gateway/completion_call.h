@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gateway/access_log.h"
 #include "gateway/completion_request.h"
 #include "gateway/http_types.h"
 #include "gateway/platform.h"
@@ -28,6 +29,7 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
     std::vector<int32_t> prompt_ids;
     std::string prompt_text;            // for echo
     int64_t reserved_tokens = 0;        // taken from the tenant's token bucket at admission
+    std::shared_ptr<AccessRecord> access;  // the request's access-log line; may be null
   };
 
   CompletionCall(Platform& p, std::shared_ptr<ResponseWriter> writer, Setup setup);
@@ -61,6 +63,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   nlohmann::json usage() const;
   void finish();  // all choices done: answer, account, release (called once, under mu_)
   void cancel_all();
+  // Metrics and the access-log figures of the finished (or failed) call. Under mu_.
+  void record_outcome(bool failed);
 
   Platform& p_;
   std::shared_ptr<ResponseWriter> writer_;
@@ -76,6 +80,8 @@ class CompletionCall : public std::enable_shared_from_this<CompletionCall> {
   std::vector<Choice> choices_;  // guarded by mu_
   size_t remaining_ = 0;         // guarded by mu_
   bool failed_ = false;          // guarded by mu_
+  double first_token_s_ = -1;    // guarded by mu_: to the first token of any choice
+  double queue_s_ = -1;          // guarded by mu_: the engine's queue time of the first to run
 };
 
 }  // namespace quilt::gateway

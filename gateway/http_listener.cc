@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <cstdio>
 
+#include "common/log.h"
 #include "gateway/http_session.h"
 
 namespace quilt::gateway {
@@ -61,7 +62,7 @@ void Listener::on_accept(beast::error_code ec, tcp::socket socket) {
   if (!acceptor_.is_open()) return;  // stop()
   if (ec) {
     // Out of file descriptors, most likely: back off instead of spinning on the error.
-    std::fprintf(stderr, "quilt gateway: accept: %s\n", ec.message().c_str());
+    log::error("accept failed", {{"error", ec.message()}});
     retry_timer_.expires_after(std::chrono::milliseconds(50));
     retry_timer_.async_wait([self = shared_from_this()](beast::error_code wait_ec) {
       if (!wait_ec) self->do_accept();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gateway/http_listener.h"
+#include "common/log.h"
 #include "gateway/http_session.h"
 #include "gateway/server_state.h"
 
@@ -85,8 +86,7 @@ Status HttpServer::start() {
           return;
         } catch (const std::exception& e) {
           // Handlers catch their own; this is a bug, but one connection's, not the server's.
-          std::fprintf(stderr, "quilt gateway: uncaught exception on an I/O thread: %s\n",
-                       e.what());
+          log::error("uncaught exception on an I/O thread", {{"error", e.what()}});
         }
       }
     });

@@ -10,6 +10,8 @@
 #include <limits>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "gateway/error_response.h"
 #include "gateway/request_head.h"
 
@@ -41,14 +43,25 @@ std::string serialize(const Header& header) {
   return os.str();
 }
 
+// The message of an error envelope ({"error": {"message": ...}}), for the access log; "" if none.
+std::string error_message(const std::string& content_type, const std::string& body) {
+  if (content_type.rfind("application/json", 0) != 0 || body.size() > 65536) return "";
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("error") || !j["error"].is_object()) return "";
+  const auto& m = j["error"]["message"];
+  return m.is_string() ? m.get<std::string>() : "";
+}
+
 // Status line and fields of every answer. An out-of-range status becomes 500 and a header that
 // would break the framing (CR or LF: header injection) is dropped: Beast would throw or send it.
 template <class Body>
 void fill_head(http::response<Body>& res, unsigned version, int status,
-               const std::string& content_type, const HeaderList& headers, bool keep_alive) {
+               const std::string& content_type, const HeaderList& headers, bool keep_alive,
+               const std::string& request_id) {
   res.version(version);
   res.result(status >= 100 && status <= 999 ? static_cast<unsigned>(status) : 500u);
   res.set(http::field::server, "quilt");
+  if (!request_id.empty()) res.set("X-Request-Id", request_id);  // sanitized: no CR/LF
   if (!content_type.empty()) res.set(http::field::content_type, content_type);
   res.keep_alive(keep_alive);
   for (const auto& [name, value] : headers) {
@@ -143,6 +156,9 @@ void Session::on_first_bytes(beast::error_code ec, size_t n) {
 void Session::do_read_header() {
   phase_ = Phase::kReadingRequest;
   first_request_ = false;
+  access_ = std::make_shared<AccessRecord>();  // the request's time starts at its first byte
+  sent_status_ = 0;
+  sent_error_.clear();
   // From the first byte on the whole request (headers and an in-memory body) must arrive within
   // read_timeout: a client trickling its headers (slowloris) is dropped.
   stream_.expires_after(state_->options.read_timeout);
@@ -173,9 +189,13 @@ void Session::on_header(beast::error_code ec, size_t /*n*/) {
   const auto& msg = header_parser_->get();
   version_ = msg.version() == 10 ? 10 : 11;
   keep_alive_ = msg.keep_alive();
-  if (Status head = read_request_head(msg.base(), request_); !head.ok()) {
-    return respond_error(head, true);
-  }
+  const Status head = read_request_head(msg.base(), request_);
+  access_->method = request_.method;
+  access_->path = request_.path;
+  access_->request_id = sanitize_request_id(request_.header("x-request-id"));
+  if (access_->request_id.empty()) access_->request_id = new_request_id();
+  request_.access = access_;
+  if (!head.ok()) return respond_error(head, true);
   // A connection opened during the drain gets an answer only from the health routes: load
   // balancers must see /readyz say 503, not a refused connection.
   if (accepted_draining_ && request_.path != "/readyz" && request_.path != "/healthz") {
@@ -202,6 +222,7 @@ void Session::route_request() {
   }
   handler_ = match.handler;
   request_.params = std::move(match.params);
+  access_->route = std::move(match.pattern);
   const auto& o = state_->options;
   const bool to_file = match.body == BodyMode::kFile;
   if (!has_body && !to_file) return dispatch();
@@ -349,8 +370,11 @@ void Session::writer_send(uint64_t exchange, int status, const std::string& cont
                           std::string body, const HeaderList& headers) {
   if (!answerable(exchange) || response_started_) return;
   response_started_ = response_complete_ = true;
+  sent_status_ = status;
+  if (status >= 400) sent_error_ = error_message(content_type, body);
   http::response<http::string_body> res;
-  fill_head(res, version_, status, content_type, headers, keep_alive_ && !state_->draining);
+  fill_head(res, version_, status, content_type, headers, keep_alive_ && !state_->draining,
+            access_ ? access_->request_id : std::string());
   keep_alive_ = res.keep_alive();
   // These statuses carry no body (prepare_payload() throws on one).
   const unsigned code = res.result_int();
@@ -367,8 +391,10 @@ void Session::writer_start_stream(uint64_t exchange, int status, const std::stri
                                   const HeaderList& headers) {
   if (!answerable(exchange) || response_started_) return;
   response_started_ = streaming_ = true;
+  sent_status_ = status;
   http::response<http::empty_body> res;
-  fill_head(res, version_, status, content_type, headers, keep_alive_ && !state_->draining);
+  fill_head(res, version_, status, content_type, headers, keep_alive_ && !state_->draining,
+            access_ ? access_->request_id : std::string());
   // HTTP/1.0 knows no chunks: the body then runs to the end of the connection.
   chunked_ = version_ >= 11;
   if (chunked_) {
@@ -416,6 +442,12 @@ void Session::writer_abandoned(uint64_t exchange) {
 }
 
 void Session::respond_error(const Status& status, bool close, const HeaderList& headers) {
+  if (!access_) {  // rejected before reading anything (the connection limit)
+    access_ = std::make_shared<AccessRecord>();
+    access_->request_id = new_request_id();
+    sent_status_ = 0;
+    sent_error_.clear();
+  }
   phase_ = Phase::kResponding;
   ++exchange_;  // no writer has this number: the answer cannot be doubled
   response_started_ = response_complete_ = streaming_ = chunked_ = false;
@@ -461,6 +493,7 @@ void Session::on_write(beast::error_code ec, size_t /*n*/) {
 void Session::finish_response() {
   // The write just completed holds a reference until this returns; the hold can go.
   half_closed_hold_.reset();
+  log_exchange(/*complete=*/true);
   if (auto writer = writer_.lock()) writer->mark_finished();
   writer_.reset();
   request_ = HttpRequest{};
@@ -499,6 +532,8 @@ void Session::on_linger(beast::error_code ec, size_t /*n*/) {
 void Session::close_now() {
   if (phase_ == Phase::kClosed) return;
   const bool answer_pending = phase_ == Phase::kResponding;
+  if (answer_pending) log_exchange(/*complete=*/false);
+  access_.reset();  // a request cut off while being read has no line
   phase_ = Phase::kClosed;
   // Pending operations complete with an error and release this session; buffers and parsers
   // they use stay alive until then.
@@ -511,6 +546,12 @@ void Session::close_now() {
   // Last: may destroy this session (the caller is a handler bound to a reference of its own, or
   // a post holding one).
   auto hold = std::move(half_closed_hold_);
+}
+
+void Session::log_exchange(bool complete) {
+  if (!access_) return;
+  access_->write(sent_status_, sent_error_, complete);
+  access_.reset();
 }
 
 }  // namespace quilt::gateway

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "gateway/access_log.h"
 #include "gateway/http_types.h"
 #include "gateway/server_state.h"
 #include "gateway/session_writer.h"
@@ -88,6 +89,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void do_linger();
   void on_linger(boost::beast::error_code ec, size_t n);
   void close_now();
+  // The exchange's access-log line, once (`complete`: the answer was fully written).
+  void log_exchange(bool complete);
 
   // Constant after construction
   boost::beast::tcp_stream stream_;
@@ -106,6 +109,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<char[]> upload_buf_;  // one chunk of an upload between socket and file
 
   HttpRequest request_;  // the handler's, by reference, during its call; dropped once answered
+  // The access-log record of the request being read or answered (null between requests), the
+  // status sent, and the cause of an error answer (its envelope's message).
+  std::shared_ptr<AccessRecord> access_;
+  int sent_status_ = 0;
+  std::string sent_error_;
   const Handler* handler_ = nullptr;
   unsigned version_ = 11;  // 10 or 11: the answer's version
   bool keep_alive_ = true;

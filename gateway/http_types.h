@@ -10,6 +10,8 @@
 
 namespace quilt::gateway {
 
+class AccessRecord;  // gateway/access_log.h
+
 struct HttpRequest {
   std::string method;                          // "GET", "POST", ...
   std::string path;                            // without the query string
@@ -20,6 +22,9 @@ struct HttpRequest {
   std::filesystem::path body_file;             // BodyMode::kFile routes: a temp file, deleted
                                                // when the request object is destroyed
   std::shared_ptr<void> body_file_owner;       // keeps body_file alive while the request lives
+  // The access-log line of this request (request id, tenant, completion figures); handlers add
+  // to it. Null only for requests made outside a server (tests).
+  std::shared_ptr<AccessRecord> access;
 
   std::string header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gateway/access_log.h"
 #include "gateway/auth.h"
 #include "gateway/completion_call.h"
 #include "gateway/http_server.h"
@@ -131,6 +132,7 @@ void continue_completion(Platform& p, bool chat, CompletionRequest r, Completion
 void handle_completion(Platform& p, bool chat, HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
   auto tenant = authenticate_tenant(p, req, *w);
   if (!tenant) return;
+  if (req.access) req.access->set_tenant(tenant->id);
   w = with_rate_limit_headers(p, *tenant, std::move(w));
   if (!require_json(req, *w)) return;
   if (p.draining) {
@@ -144,6 +146,7 @@ void handle_completion(Platform& p, bool chat, HttpRequest& req, std::shared_ptr
 
   // The adapter: the route's {adapter}, else `model` unless it names the base model.
   CompletionCall::Setup setup;
+  setup.access = req.access;
   std::string ref = req.params.count("adapter") ? req.params.at("adapter") : r.model;
   if (!req.params.count("adapter") && r.model.empty()) {
     return send_error(*w, Status::InvalidArgument("model: is required"), "model");

@@ -30,7 +30,7 @@ bool is_param(std::string_view segment) {
 
 void Router::add(const std::string& method, const std::string& pattern, Handler handler,
                  BodyMode body) {
-  Route route{method, {}, std::move(handler), body};
+  Route route{method, pattern, {}, std::move(handler), body};
   for (std::string_view segment : split_path(pattern)) route.segments.emplace_back(segment);
   routes_.push_back(std::move(route));
 }
@@ -59,6 +59,7 @@ Router::Match Router::match(const std::string& method, const std::string& path) 
       result.handler = &route.handler;
       result.body = route.body;
       result.params = std::move(params);
+      result.pattern = route.pattern;
       return result;
     }
     result.path_known = true;

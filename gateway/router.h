@@ -20,6 +20,7 @@ class Router {
     bool path_known = false;           // the path exists with another method: 405, else 404
     std::map<std::string, std::string> params;  // percent-decoded
     std::vector<std::string> allowed_methods;   // when path_known: for the 405's Allow header
+    std::string pattern;                        // the matched route's pattern (access log)
   };
   // Segments compare after percent-decoding; empty segments (a trailing or doubled slash) are
   // ignored. Routes are tried in the order added; the first that fits wins. Thread-safe once
@@ -29,6 +30,7 @@ class Router {
  private:
   struct Route {
     std::string method;
+    std::string pattern;
     std::vector<std::string> segments;
     Handler handler;
     BodyMode body;

@@ -18,6 +18,8 @@
 #include <system_error>
 #include <thread>
 
+#include "common/log.h"
+
 namespace quilt::storage {
 namespace {
 
@@ -117,7 +119,7 @@ class StderrLogger final : public rocksdb::Logger {
   void Logv(const char* format, va_list ap) override {
     char line[1024];
     std::vsnprintf(line, sizeof line, format, ap);
-    std::fprintf(stderr, "quilt storage (rocksdb): %s\n", line);
+    log::warn("rocksdb", {{"line", line}});
   }
 };
 
@@ -225,7 +227,7 @@ struct Database::Impl {
       std::lock_guard lock(fault_mu);
       if (fault.empty()) {
         fault = why;
-        std::fprintf(stderr, "quilt storage: %s: read-only until it recovers\n", why.c_str());
+        log::error("storage fault: read-only until it recovers", {{"error", why}});
       }
       if (!recoverer.joinable()) recoverer = std::thread([this] { recover_loop(); });
     }
@@ -246,7 +248,7 @@ struct Database::Impl {
       const bool recovered = try_recover();
       lock.lock();
       if (recovered) {
-        std::fprintf(stderr, "quilt storage: recovered, writes accepted again\n");
+        log::info("storage recovered: writes accepted again");
         fault.clear();
       }
     }

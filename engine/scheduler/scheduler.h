@@ -64,6 +64,9 @@ class Scheduler {
   void for_each_waiting(const std::function<void(Sequence&)>& f) const {
     fair_.for_each_waiting(f);
   }
+  void for_each_running(const std::function<void(Sequence&)>& f) const {
+    for (const auto& seq : running_) f(*seq);
+  }
   uint64_t num_preemptions() const { return preemptions_; }
   uint64_t num_out_of_memory() const { return out_of_memory_; }
   bool idle() const { return !fair_.has_waiting() && running_.empty(); }

@@ -1,6 +1,7 @@
 // A request in flight: its tokens, KV blocks, adapter slot and output state. Engine thread only.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -33,6 +34,9 @@ struct Sequence {
   int32_t adapter_slot = -1;    // -1: base model, or adapter not resident yet
   bool has_adapter_slot = false;
   int32_t preemptions = 0;
+  // Queue time: from here to the first step that computes any of it (-1 until then).
+  std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();
+  double queue_seconds = -1;
 
   Sampler sampler;
   std::unique_ptr<IncrementalDecoder> decoder;  // null without a tokenizer

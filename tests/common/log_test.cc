@@ -91,7 +91,8 @@ TEST_F(LogTest, ValuesCannotForgeLinesOrFields) {
 }
 
 TEST_F(LogTest, NonFiniteNumbersAreNull) {
-  EXPECT_EQ(format_body(Format::kJson, Level::kError, "m", {{"x", 1.0 / 0.0}}),
+  const std::vector<Field> fields = {{"x", 1.0 / 0.0}};
+  EXPECT_EQ(format_body(Format::kJson, Level::kError, "m", fields),
             "\"level\":\"error\",\"msg\":\"m\",\"x\":null");
 }
 
