@@ -204,6 +204,7 @@ void AdapterRegistry::load(const std::string& name, AdapterVersion version, uint
     const bool current = it != entries_.end() && it->second->incarnation == incarnation;
     if (r.ok() && current) {
       cache_put_locked({name, version.version}, *r);
+      ++host_stats_.loads;  // read from storage (uploads enter the cache without a load)
     } else if (!r.ok() && !current) {
       r = not_found(name);  // removed while we read it: its chunks may be half gone
     }
@@ -261,9 +262,10 @@ bool AdapterRegistry::on_loader_thread() const {
 }
 
 std::shared_ptr<AdapterRegistry::Entry> AdapterRegistry::find_committed_locked(
-    const std::string& name) const {
+    const std::string& name, const std::optional<std::string>& owner) const {
   auto it = entries_.find(name);
   if (it == entries_.end() || it->second->versions.empty()) return nullptr;
+  if (owner && it->second->owner != *owner) return nullptr;
   return it->second;
 }
 
@@ -308,10 +310,16 @@ void AdapterRegistry::cache_put_locked(const CacheKey& key, WeightsPtr weights) 
     cache_used_ -= victim->second.bytes;
     cache_.erase(victim);
     lru_.pop_back();
+    ++host_stats_.evictions;
   }
   lru_.push_front(key);
   cache_[key] = CacheSlot{std::move(weights), bytes, lru_.begin()};
   cache_used_ += bytes;
+}
+
+AdapterRegistry::HostCacheStats AdapterRegistry::host_cache_stats() const {
+  std::lock_guard lock(mu_);
+  return host_stats_;
 }
 
 void AdapterRegistry::cache_drop_locked(const std::string& name) {

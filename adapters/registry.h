@@ -129,17 +129,22 @@ class AdapterRegistry {
 
   std::vector<AdapterInfo> list() const;
   Result<AdapterInfo> info(const std::string& name) const;  // NotFound
+
+  // The changes below take `owner`: when set, an adapter another tenant owns is NotFound, exactly
+  // like a missing one, checked atomically with the change (a deploy key's tenant). nullopt: any.
+  //
   // Makes `version` take all the traffic of "name" (a staged version goes live; a canary split
   // ends). NotFound for an unknown adapter or version. rollback() is the same operation.
-  Status activate(const std::string& name, int64_t version);
-  Status rollback(const std::string& name, int64_t version);
+  Status activate(const std::string& name, int64_t version, const std::optional<std::string>& owner = {});
+  Status rollback(const std::string& name, int64_t version, const std::optional<std::string>& owner = {});
   // Splits the traffic of "name" over versions (see live_split.h); a single version is
   // activate(). validate_split's errors; NotFound for an unknown adapter.
-  Status set_split(const std::string& name, const LiveSplit& split);
+  Status set_split(const std::string& name, const LiveSplit& split,
+                   const std::optional<std::string>& owner = {});
   // Removes every version (one batch). Requests in flight keep their weights alive.
-  Status remove(const std::string& name);
+  Status remove(const std::string& name, const std::optional<std::string>& owner = {});
   // Drops the host copies of every version; they load again from storage on demand.
-  Status evict(const std::string& name);
+  Status evict(const std::string& name, const std::optional<std::string>& owner = {});
 
   // "name" (the live version, or one drawn by the canary split) or "name@N" (any stored version,
   // a staged one included), for a tenant: NotFound (same message whether it does
@@ -158,6 +163,14 @@ class AdapterRegistry {
 
   // Test hook: runs on the thread that reads a version from storage, just before the read.
   void set_storage_read_hook(std::function<void()> hook);
+  // The host tier's counters for /metrics: versions read from storage into the host cache, and
+  // versions dropped from it to make room (LRU). Thread-safe.
+  struct HostCacheStats {
+    uint64_t loads = 0;
+    uint64_t evictions = 0;
+  };
+  HostCacheStats host_cache_stats() const;
+
   // True on one of this registry's loader threads.
   bool on_loader_thread() const;
   // Adapters a tenant may use (its own and the shared ones) with a live version.
@@ -179,8 +192,10 @@ class AdapterRegistry {
   void load(const std::string& name, AdapterVersion version, uint64_t incarnation);
 
   // The helpers below need mu_ held.
-  // The entry of `name` when it has a committed version, else nullptr.
-  std::shared_ptr<Entry> find_committed_locked(const std::string& name) const;
+  // The entry of `name` when it has a committed version (owned by `owner` when that is set),
+  // else nullptr.
+  std::shared_ptr<Entry> find_committed_locked(const std::string& name,
+                                               const std::optional<std::string>& owner = {}) const;
   AdapterInfo info_locked(const Entry& e) const;
   // Ends a deploy's hold on `e`; forgets an entry that no deploy ever committed.
   void release_pending_locked(const std::shared_ptr<Entry>& e);
@@ -201,6 +216,7 @@ class AdapterRegistry {
   std::map<CacheKey, CacheSlot> cache_;                    // guarded by mu_
   std::list<CacheKey> lru_;                                // guarded by mu_; front: most recent
   int64_t cache_used_ = 0;                                 // guarded by mu_; sum of slot bytes
+  HostCacheStats host_stats_;                              // guarded by mu_
   // Loads in progress, by (entry incarnation, version): an incarnation is never reused, so a
   // load begun before a remove is never joined by a resolve of a re-uploaded adapter.
   std::map<std::pair<uint64_t, int64_t>, std::shared_ptr<PendingLoad>> loading_;  // guarded by mu_

@@ -224,19 +224,22 @@ Status AdapterRegistry::write_live(Entry& e, AdapterInfo record) {
   return Status::OK();
 }
 
-Status AdapterRegistry::activate(const std::string& name, int64_t version) {
-  return set_split(name, {{version, 1.0}});
+Status AdapterRegistry::activate(const std::string& name, int64_t version,
+                                 const std::optional<std::string>& owner) {
+  return set_split(name, {{version, 1.0}}, owner);
 }
 
-Status AdapterRegistry::rollback(const std::string& name, int64_t version) {
-  return activate(name, version);
+Status AdapterRegistry::rollback(const std::string& name, int64_t version,
+                                 const std::optional<std::string>& owner) {
+  return activate(name, version, owner);
 }
 
-Status AdapterRegistry::set_split(const std::string& name, const LiveSplit& split) {
+Status AdapterRegistry::set_split(const std::string& name, const LiveSplit& split,
+                                  const std::optional<std::string>& owner) {
   std::shared_ptr<Entry> e;
   {
     std::lock_guard lock(mu_);
-    e = find_committed_locked(name);
+    e = find_committed_locked(name, owner);
   }
   if (!e) return not_found(name);
 
@@ -244,7 +247,8 @@ Status AdapterRegistry::set_split(const std::string& name, const LiveSplit& spli
   AdapterInfo record;
   {
     std::lock_guard lock(mu_);
-    if (e->versions.empty()) return not_found(name);  // removed while we waited
+    // Removed (and perhaps taken by another tenant) while we waited.
+    if (e->versions.empty() || (owner && e->owner != *owner)) return not_found(name);
     const auto exists = [&](int64_t v) { return e->find_version(v) != nullptr; };
     for (const auto& [version, share] : split) {
       if (version > 0 && !exists(version)) return no_version(name, version);
@@ -257,18 +261,19 @@ Status AdapterRegistry::set_split(const std::string& name, const LiveSplit& spli
   return write_live(*e, std::move(record));
 }
 
-Status AdapterRegistry::remove(const std::string& name) {
+Status AdapterRegistry::remove(const std::string& name, const std::optional<std::string>& owner) {
   std::shared_ptr<Entry> e;
   {
     std::lock_guard lock(mu_);
-    e = find_committed_locked(name);
+    e = find_committed_locked(name, owner);
   }
   if (!e) return not_found(name);
 
   std::lock_guard write_lock(e->write_mu);
   {
     std::lock_guard lock(mu_);
-    if (e->versions.empty()) return not_found(name);  // removed while we waited
+    // Removed (and perhaps taken by another tenant) while we waited.
+    if (e->versions.empty() || (owner && e->owner != *owner)) return not_found(name);
   }
   // The high-water key stays: a later upload of this name goes on from it.
   storage::WriteBatch batch;
@@ -293,9 +298,9 @@ Status AdapterRegistry::remove(const std::string& name) {
   return Status::OK();
 }
 
-Status AdapterRegistry::evict(const std::string& name) {
+Status AdapterRegistry::evict(const std::string& name, const std::optional<std::string>& owner) {
   std::lock_guard lock(mu_);
-  if (!find_committed_locked(name)) return not_found(name);
+  if (!find_committed_locked(name, owner)) return not_found(name);
   cache_drop_locked(name);
   return Status::OK();
 }

@@ -25,6 +25,9 @@ using gateway::send_error;
 using nlohmann::json;
 
 using ManagerHandler = std::function<void(HttpRequest&, Writer, const Principal&)>;
+// A handler of one adapter's route: its name, and the owner a deploy key requires (else nullopt).
+using Owner = std::optional<std::string>;
+using AdapterHandler = std::function<void(HttpRequest&, Writer, const std::string&, const Owner&)>;
 
 Status not_found(const std::string& name) {
   return Status::NotFound("adapter '" + name + "' not found");
@@ -171,19 +174,19 @@ void upload_adapter(Platform& p, const Principal& who, HttpRequest& req, Writer 
 }
 
 // {"version": N} → activate(N) (rollback is the same operation).
-void activate_adapter(Platform& p, const std::string& name, HttpRequest& req, Writer w) {
+void activate_adapter(Platform& p, const std::string& name, const Owner& owner, HttpRequest& req, Writer w) {
   auto body = json_body(req, *w);
   if (!body) return;
   auto v = body->find("version");
   if (v == body->end() || !v->is_number_integer() || v->get<int64_t>() < 1) {
     return send_error(*w, Status::InvalidArgument("version: must be a positive integer"), "version");
   }
-  if (Status st = p.registry->activate(name, v->get<int64_t>()); !st.ok()) return send_error(*w, st, "version");
+  if (Status st = p.registry->activate(name, v->get<int64_t>(), owner); !st.ok()) return send_error(*w, st, "version");
   reply_adapter(p, name, *w);
 }
 
 // {"split": {"3": 0.9, "4": 0.1}} → set_split.
-void set_live_split(Platform& p, const std::string& name, HttpRequest& req, Writer w) {
+void set_live_split(Platform& p, const std::string& name, const Owner& owner, HttpRequest& req, Writer w) {
   auto body = json_body(req, *w);
   if (!body) return;
   auto split = body->find("split");
@@ -205,7 +208,7 @@ void set_live_split(Platform& p, const std::string& name, HttpRequest& req, Writ
   if (parsed.size() != split->size()) {
     return send_error(*w, Status::InvalidArgument("split: a version is named twice"), "split");
   }
-  if (Status st = p.registry->set_split(name, parsed); !st.ok()) return send_error(*w, st, "split");
+  if (Status st = p.registry->set_split(name, parsed, owner); !st.ok()) return send_error(*w, st, "split");
   reply_adapter(p, name, *w);
 }
 
@@ -221,14 +224,14 @@ void add_adapter_routes(gateway::Router& router, Platform& p) {
                }),
                mode);
   };
-  // A route on one adapter: 404 unless `who` may manage it.
-  auto on_adapter = [&](const std::string& method, const std::string& path,
-                        std::function<void(HttpRequest&, Writer, const std::string&)> h) {
+  // A route on one adapter: 404 unless `who` may manage it. The handler passes `owner` on to the
+  // registry, which checks it again atomically with the change.
+  auto on_adapter = [&](const std::string& method, const std::string& path, AdapterHandler h) {
     route(method, path, [&p, h = std::move(h)](HttpRequest& r, Writer w, const Principal& who) {
       const std::string name = r.params.at("name");
       auto info = visible_adapter(p, who, name);
       if (!info.ok()) return send_error(*w, info.status());
-      h(r, std::move(w), name);
+      h(r, std::move(w), name, who.admin ? std::nullopt : std::optional<std::string>(who.tenant_id));
     });
   };
 
@@ -243,20 +246,26 @@ void add_adapter_routes(gateway::Router& router, Platform& p) {
     reply(*w, 200, {{"object", "list"}, {"data", data}});
   });
   on_adapter("GET", "/admin/v1/adapters/{name}",
-             [&p](HttpRequest&, Writer w, const std::string& name) { reply_adapter(p, name, *w); });
-  on_adapter("POST", "/admin/v1/adapters/{name}/evict", [&p](HttpRequest&, Writer w, const std::string& name) {
-    if (Status st = p.registry->evict(name); !st.ok()) return send_error(*w, st);
+             [&p](HttpRequest&, Writer w, const std::string& name, const Owner&) { reply_adapter(p, name, *w); });
+  on_adapter("POST", "/admin/v1/adapters/{name}/evict",
+             [&p](HttpRequest&, Writer w, const std::string& name, const Owner& owner) {
+    if (Status st = p.registry->evict(name, owner); !st.ok()) return send_error(*w, st);
     p.engine->evict_adapter(name);
     reply(*w, 200, {{"name", name}, {"evicted", true}});
   });
   for (const char* verb : {"activate", "rollback"}) {
     on_adapter("POST", std::string("/admin/v1/adapters/{name}/") + verb,
-               [&p](HttpRequest& r, Writer w, const std::string& name) { activate_adapter(p, name, r, std::move(w)); });
+               [&p](HttpRequest& r, Writer w, const std::string& name, const Owner& owner) {
+                 activate_adapter(p, name, owner, r, std::move(w));
+               });
   }
   on_adapter("PUT", "/admin/v1/adapters/{name}/live",
-             [&p](HttpRequest& r, Writer w, const std::string& name) { set_live_split(p, name, r, std::move(w)); });
-  on_adapter("DELETE", "/admin/v1/adapters/{name}", [&p](HttpRequest&, Writer w, const std::string& name) {
-    if (Status st = p.registry->remove(name); !st.ok()) return send_error(*w, st);
+             [&p](HttpRequest& r, Writer w, const std::string& name, const Owner& owner) {
+               set_live_split(p, name, owner, r, std::move(w));
+             });
+  on_adapter("DELETE", "/admin/v1/adapters/{name}",
+             [&p](HttpRequest&, Writer w, const std::string& name, const Owner& owner) {
+    if (Status st = p.registry->remove(name, owner); !st.ok()) return send_error(*w, st);
     p.engine->evict_adapter(name);
     reply(*w, 200, {{"name", name}, {"deleted", true}});
   });

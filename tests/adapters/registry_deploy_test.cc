@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -244,6 +245,30 @@ TEST_F(RegistryDeployTest, ACanarySplitSpreadsRequestsAndPersists) {
   EXPECT_EQ(reg_->info("bot")->live(), (LiveSplit{{1, 0.5}, {2, 0.5}}));
   must_push("bot", "wide-64");
   EXPECT_EQ(reg_->info("bot")->live(), (LiveSplit{{4, 1.0}}));
+}
+
+// A deploy key's changes name its tenant: another tenant's adapter is NotFound, like a missing one.
+TEST_F(RegistryDeployTest, ChangesForAnOwnerLeaveOtherTenantsAdaptersAlone) {
+  must_push("bot", "support-bot");
+  must_push("bot", "sql-writer", staged());
+  const std::optional<std::string> other = "t2", own = "t1";
+  const std::string missing = reg_->activate("nope", 1).message();
+  const Status refused = reg_->activate("bot", 2, other);
+  EXPECT_TRUE(refused.IsNotFound());
+  EXPECT_EQ(refused.message(), "adapter 'bot' not found");
+  EXPECT_EQ(missing, "adapter 'nope' not found");
+  EXPECT_TRUE(reg_->rollback("bot", 2, other).IsNotFound());
+  EXPECT_TRUE(reg_->set_split("bot", {{1, 0.5}, {2, 0.5}}, other).IsNotFound());
+  EXPECT_TRUE(reg_->evict("bot", other).IsNotFound());
+  EXPECT_TRUE(reg_->remove("bot", other).IsNotFound());
+  EXPECT_EQ(reg_->info("bot")->live_version, 1);
+  EXPECT_TRUE(reg_->info("bot")->host_resident);
+
+  EXPECT_TRUE(reg_->set_split("bot", {{1, 0.5}, {2, 0.5}}, own).ok());
+  EXPECT_TRUE(reg_->activate("bot", 2, own).ok());
+  EXPECT_TRUE(reg_->evict("bot", own).ok());
+  EXPECT_TRUE(reg_->remove("bot", own).ok());
+  EXPECT_TRUE(reg_->info("bot").status().IsNotFound());
 }
 
 // A data directory written before hashes, uploaders, staging and high-water marks existed still
