@@ -1,32 +1,41 @@
 // Portable vector code for the CPU backend's non-GEMM ops: loops written so that the compiler
-// vectorizes them (fixed-width lane accumulators, no reductions in a single scalar), compiled once
-// per ISA and chosen at run time from CPUID (never from -march flags). A kernel is a template
+// vectorizes them, or GCC/Clang vector types (Vec<W>) where it would not, compiled once per ISA
+// and chosen at run time from CPUID (never from -march flags). A kernel is a template
 // `name_impl<W>(args...)` (W float lanes) marked QUILT_SIMD_INLINE; QUILT_SIMD_DISPATCH(name)
 // defines `name(args...)` that calls the AVX-512, AVX2 or baseline instantiation.
 #pragma once
 
 #include <bit>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 namespace quilt::engine::cpu {
 
 enum class SimdLevel { kBaseline, kAvx2, kAvx512 };
 
+// The best level the CPU has, capped by QUILT_CPU_SIMD=avx2|baseline (tests run every path that
+// way on one machine).
 inline SimdLevel simd_level() {
-#if defined(__x86_64__) || defined(__i386__)
   static const SimdLevel level = [] {
+    SimdLevel best = SimdLevel::kBaseline;
+#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")) {
-      return SimdLevel::kAvx512;
+      best = SimdLevel::kAvx512;
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      best = SimdLevel::kAvx2;
     }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SimdLevel::kAvx2;
-    return SimdLevel::kBaseline;
+#endif
+    const char* cap = std::getenv("QUILT_CPU_SIMD");
+    if (cap != nullptr && std::strcmp(cap, "baseline") == 0) return SimdLevel::kBaseline;
+    if (cap != nullptr && std::strcmp(cap, "avx2") == 0 && best == SimdLevel::kAvx512) {
+      return SimdLevel::kAvx2;
+    }
+    return best;
   }();
   return level;
-#else
-  return SimdLevel::kBaseline;
-#endif
 }
 
 #define QUILT_SIMD_INLINE [[gnu::always_inline]] inline
