@@ -515,12 +515,14 @@ def do_admin(op):
                                                    "weights": ("adapter_model.safetensors", weights)})
         st, out = call("PUT", f"/admin/v1/adapters/{name}", ADMIN, admin=True, raw=body,
                        headers={"Content-Type": ctype})
-        if st == 201:
-            v = json.loads(out)["version"]
+        if st in (200, 201):  # 200: this content was already stored as that version (idempotent push)
+            j = json.loads(out)
+            v = j["version"]
             with lock:
                 a = ledger.adapters.setdefault(name, {"owner": extra, "versions": set(), "live": None})
                 a["versions"].add(v)
-                a["live"] = v
+                if st == 201 or j.get("live"):
+                    a["live"] = v
         elif st == 507 or st == 503:
             count("admin upload", f"{st} (storage)")
         else:
