@@ -88,7 +88,7 @@ class TenantStore {
   std::optional<std::string> authenticate(std::string_view presented_key) const;
   // The key presented, recording its use: Unauthenticated for an unknown key ("invalid API key")
   // or an expired one (saying so). last_used moves in memory at most once a minute per key and
-  // costs no write here; flush_key_use() persists it.
+  // costs no write here; flush_key_use() persists it. `now`: unix seconds, 0 = the clock's.
   Result<KeyInfo> verify_key(std::string_view presented_key, int64_t now = 0);
   // Writes the last_used times changed since the last call (unsynced, like usage); a failed write
   // is retried by the next call.
