@@ -92,9 +92,38 @@ function versionRows(a) {
       h('td', { className: 'mono' }, [v.uploaded_by || v.created_by || '', meta ? ` ${meta}` : '']),
       actions);
   });
-  return h('table', {},
+  const table = h('table', {},
     h('thead', {}, h('tr', {}, ['Version', 'State', 'Rank', 'Targets', 'Size', 'Created', 'sha256', 'By / metadata', ''].map((t) => h('th', {}, t)))),
     h('tbody', {}, rows));
+  return (a.versions || []).length > 1 ? [table, splitForm(a, split)] : [table];
+}
+
+// The canary split editor: a share in percent per version; PUT .../live with those above zero.
+function splitForm(a, split) {
+  const inputs = (a.versions || []).map((v) => h('input', {
+    type: 'number', min: '0', max: '100', step: 'any', className: 'share',
+    value: split[v.version] !== undefined ? String(Math.round(split[v.version] * 1000) / 10) : '0',
+    dataset: { version: v.version },
+  }));
+  const submit = (e) => {
+    e.preventDefault();
+    const body = { split: {} };
+    let total = 0;
+    for (const i of inputs) {
+      const pct = Number(i.value);
+      if (pct > 0) body.split[i.dataset.version] = pct / 100;
+      total += pct > 0 ? pct : 0;
+    }
+    if (Math.abs(total - 100) > 1e-6) {
+      notice(`split: the shares add up to ${total}%, not 100%`, 'error');
+      return;
+    }
+    act(`split ${a.name}`, () => api('PUT', `/admin/v1/adapters/${enc(a.name)}/live`, body), loadAdapters);
+  };
+  return h('form', { className: 'split', dataset: { splitOf: a.name }, onsubmit: submit },
+    h('span', { className: 'hint' }, 'Canary split (%):'),
+    inputs.map((input) => h('label', {}, `v${input.dataset.version}`, input)),
+    h('button', { type: 'submit', className: 'secondary' }, 'Apply split'));
 }
 
 function adapterRows(a) {
