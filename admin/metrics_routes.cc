@@ -47,9 +47,11 @@ void add_engine_metrics(Platform& p) {
              "Sequences sent back to recompute for lack of KV blocks");
   m.describe("quilt_adapters_resident", "gauge", "Adapters resident per tier");
   m.describe("quilt_adapter_loads_total", "counter",
-             "Adapter loads into a tier (device: the engine's page pool)");
+             "Adapter loads into a tier (device: the engine's page pool; host: the host cache, "
+             "read from storage)");
   m.describe("quilt_adapter_evictions_total", "counter",
-             "Adapters dropped from a tier to make room (device: the engine's page pool)");
+             "Adapters dropped from a tier to make room (device: the engine's page pool; host: "
+             "the host cache)");
   m.describe("quilt_process_resident_bytes", "gauge", "Resident memory of the server process");
   // vLLM's names and meanings, so that the inference gateway routes to Quilt replicas unchanged.
   m.describe("vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.");
@@ -74,6 +76,9 @@ void add_engine_metrics(Platform& p) {
     mm.set("quilt_preemptions_total", {}, static_cast<double>(s.preemptions));
     mm.set("quilt_adapter_loads_total", {{"tier", "device"}}, static_cast<double>(s.adapter_loads));
     mm.set("quilt_adapter_evictions_total", {{"tier", "device"}}, static_cast<double>(s.adapter_evictions));
+    const adapters::AdapterRegistry::HostCacheStats hs = p.registry->host_cache_stats();
+    mm.set("quilt_adapter_loads_total", {{"tier", "host"}}, static_cast<double>(hs.loads));
+    mm.set("quilt_adapter_evictions_total", {{"tier", "host"}}, static_cast<double>(hs.evictions));
     int64_t host = 0, stored = 0;
     for (const auto& a : p.registry->list()) {
       ++stored;

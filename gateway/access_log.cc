@@ -34,7 +34,8 @@ void AccessRecord::write(int status, std::string_view error, bool complete) {
   if (written_) return;
   written_ = true;
   log::Level level = log::Level::kInfo;
-  if (status >= 500 || !error_.empty()) {
+  // An error set by the handler after a 2xx went out (inside a stream) is the server's failure.
+  if (status >= 500 || (status < 400 && !error_.empty())) {
     level = log::Level::kError;
   } else if (status == 404 || status == 401) {
     level = log::Level::kDebug;

@@ -218,8 +218,21 @@ TEST_F(ObservabilityTest, AccessLogRequestIdsAdminKeyFileAndMetrics) {
   EXPECT_EQ(sample(text, "quilt_queue_time_seconds_count{adapter=\"sql-writer\",tenant=\"" + tenant + "\"}"), 1.0);
   EXPECT_EQ(sample(text, "quilt_request_completion_tokens_sum{adapter=\"sql-writer\",tenant=\"" + tenant + "\"}"), 4.0);
   EXPECT_GE(sample(text, "quilt_adapter_loads_total{tier=\"device\"}"), 1.0) << text;
+  const double host_loads = sample(text, "quilt_adapter_loads_total{tier=\"host\"}");
+  EXPECT_GE(host_loads, 0.0) << text;
+  EXPECT_EQ(sample(text, "quilt_adapter_evictions_total{tier=\"host\"}"), 0.0) << text;
   EXPECT_EQ(sample(text, "quilt_preemptions_total"), 0.0) << text;
   EXPECT_EQ(sample(text, "quilt_completion_tokens_total{adapter=\"sql-writer\",tenant=\"" + tenant + "\"}"), 4.0);
+
+  // Evicted, then asked for again: read back from storage into the host tier.
+  ASSERT_EQ(call("POST", "/admin/v1/adapters/sql-writer/evict", admin).status, 200);
+  ASSERT_EQ(call("POST", "/v1/completions", key, completion).status, 200);
+  const std::string after = call("GET", "/metrics", admin).body;
+  EXPECT_EQ(sample(after, "quilt_adapter_loads_total{tier=\"host\"}"), host_loads + 1) << after;
+  EXPECT_GE(sample(after, "quilt_adapter_loads_total{tier=\"device\"}"), 2.0) << after;
+  EXPECT_EQ(sample(after, "quilt_requests_total{adapter=\"sql-writer\",finish_reason=\"length\",tenant=\"" +
+                              tenant + "\",version=\"1\"}"),
+            2.0);
 
   // No secret anywhere in the log: not the admin key, not the tenant key, not a wrong key.
   stop();
