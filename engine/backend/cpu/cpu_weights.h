@@ -1,6 +1,7 @@
 // How the CPU backend keeps a model's weights: matrices (more than one row) in the checkpoint's
 // dtype when that is bf16 (widened exactly to float32 inside the GEMM: half the bytes a step
-// reads) or as int8 with per-row scales under --quantize int8; vectors (norms, biases) and
+// reads) or as int8 with per-row scales under --quantize int8 (all but the token embedding and
+// the output head, by tensor name); vectors (norms, biases) and
 // float32/float16 checkpoints in float32. Every op but matmul and embedding reads float32 only.
 #pragma once
 
