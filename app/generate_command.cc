@@ -21,6 +21,8 @@ struct Flags {
   std::filesystem::path adapter;
   std::string device = "cpu";
   engine::DType dtype = engine::DType::kF16;  // cuda only
+  int32_t threads = 0;                        // cpu compute threads; 0: every core
+  engine::WeightQuantization quantization = engine::WeightQuantization::kNone;
   std::string prompt;
   bool chat = false;
   engine::SamplingParams sampling;
@@ -35,6 +37,8 @@ int generate(const Flags& f) {
   engine::EngineOptions options;
   options.device = f.device;
   options.dtype = f.dtype;
+  options.threads = f.threads;
+  options.quantization = f.quantization;
   options.kv_cache_bytes = 64 << 20;
   // The adapter pool is sized from the model (room for a few rank-64 all-module adapters), so a
   // real model's adapter of any rank up to --max-lora-rank's default loads.
@@ -105,6 +109,18 @@ void add_generate_command(CLI::App& root, Runner& chosen) {
          },
          "compute dtype on cuda: float16 or bfloat16")
       ->type_name("DTYPE");
+  cmd->add_option("--threads", f->threads, "cpu: compute threads (default: every core)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option_function<std::string>(
+         "--quantize",
+         [f](const std::string& v) {
+           auto q = engine::parse_quantization(v);
+           if (!q.ok()) throw CLI::ValidationError("--quantize", q.status().message());
+           f->quantization = *q;
+         },
+         "cpu: none (default) or int8 (the base model's matrices as int8, per-row scales)")
+      ->type_name("none|int8");
   cmd->add_option("prompt", f->prompt, "the prompt (quote it)")->required();
   cmd->callback([f, &chosen] { chosen = [f] { return generate(*f); }; });
 }

@@ -23,7 +23,9 @@ constexpr ServeSetting kSettings[] = {
     {"admin-key-file", "FILE", "a file holding the admin key (else QUILT_ADMIN_KEY, else one is generated into DATA-DIR/admin.key)"},
     {"admin-port", "PORT", "serve admin routes, metrics and health on a port of their own"},
     {"metrics-key", "KEY", "a key that may read /metrics (besides the admin key)"},
-    {"threads", "N", "HTTP threads"},
+    {"threads", "N", "cpu: the engine's compute threads (GEMMs, attention; default: every core)"},
+    {"http-threads", "N", "HTTP I/O threads (default: one per core)"},
+    {"quantize", "none|int8", "cpu: keep the base model's matrices as int8, per-row scales"},
     {"drain-timeout", "S", "seconds to finish in-flight requests at SIGTERM/SIGINT (default 30)"},
     {"log-level", "LEVEL", "debug, info (default), warn or error"},
     {"log-format", "FORMAT", "text (default) or json: one JSON object per line, on stderr"},
@@ -81,7 +83,13 @@ std::string apply_serve_setting(ServeFlags& f, const std::string& key, const std
   else if (key == "max-lora-rank") { if ((err = num(n)).empty() && n < 1) err = "max-lora-rank: must be at least 1"; c.max_lora_rank = static_cast<int32_t>(n); }
   else if (key == "admin-key-file") f.admin_key_file = v;
   else if (key == "port") { if ((err = num(n)).empty() && n > 65535) err = "port: out of range"; c.http.port = static_cast<uint16_t>(n); }
-  else if (key == "threads") { err = num(n); c.http.threads = static_cast<int>(n); }
+  else if (key == "threads") { if ((err = num(n)).empty() && (n < 1 || n > 1024)) err = "threads: must be in [1, 1024]"; c.threads = static_cast<int32_t>(n); }
+  else if (key == "http-threads") { err = num(n); c.http.threads = static_cast<int>(n); }
+  else if (key == "quantize") {
+    auto q = engine::parse_quantization(v);
+    if (q.ok()) c.quantization = *q;
+    else err = q.status().message();
+  }
   else if (key == "max-body-bytes") { err = num(n); c.http.max_body_bytes = n; }
   else if (key == "max-upload-bytes") { err = num(n); c.http.max_upload_bytes = n; }
   else if (key == "max-header-bytes") { err = num(n); c.http.max_header_bytes = static_cast<uint32_t>(n); }

@@ -69,6 +69,8 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
   eo.max_in_flight_per_tenant = c.max_in_flight_per_tenant;
   eo.max_lora_rank = c.max_lora_rank;
   eo.decode_graphs = c.cuda_graphs;
+  eo.threads = c.threads;
+  eo.quantization = c.quantization;
   auto eng = engine::Engine::create(c.model, eo);
   if (!eng.ok()) return eng.status().with_context("model " + c.model.string());
   s->engine_ = std::move(eng).value();

@@ -41,6 +41,9 @@ struct ServerConfig {
   int32_t max_in_flight_per_tenant = 1024;  // one tenant's queued + running (429 beyond)
   int32_t max_lora_rank = 128;              // adapters of higher rank are refused at upload (422)
   bool cuda_graphs = true;                  // cuda: decode steps replay CUDA graphs (--cuda-graphs)
+  int32_t threads = 0;                      // cpu: engine compute threads (--threads); 0: every core
+  // --quantize int8 (cpu): the base model's matrices as int8 with per-row scales.
+  engine::WeightQuantization quantization = engine::WeightQuantization::kNone;
 };
 
 class Server {

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "engine/backend/cpu/cpu_backend.h"
+#include "engine/backend/cpu/gemm.h"
 #ifdef QUILT_CUDA_BACKEND
 #include "engine/backend/cuda/cuda_backend.h"
 #endif
@@ -19,7 +20,10 @@ Result<WeightQuantization> parse_quantization(const std::string& name) {
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device, DType dtype,
                                               WeightQuantization quantization) {
   const bool int8 = quantization == WeightQuantization::kInt8;
-  if (device == "cpu") return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(int8));
+  if (device == "cpu") {
+    (void)cpu::gemm_isa();  // picks and checks the GEMM kernels now, and logs the choice
+    return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(int8));
+  }
   if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
     if (int8) {
       return Status::InvalidArgument("--quantize int8 runs on the cpu backend only (--device cpu)");

@@ -8,11 +8,11 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <iostream>
 #include <mutex>
 #include <random>
 #include <vector>
 
+#include "common/log.h"
 #include "engine/backend/cpu/gemm_internal.h"
 #include "engine/backend/cpu/thread_pool.h"
 
@@ -214,13 +214,14 @@ const detail::GemmImpl& chosen() {
         pick = c;
         break;
       }
-      std::cerr << "cpu: gemm " << name
-                << " kernels disagree with the reference on this CPU; not using them\n";
+      log::warn("cpu: gemm kernels disagree with the reference on this CPU; not using them",
+                {{"kernels", name}});
     }
     // GEMMs run on our pool; a BLAS still called elsewhere must not start threads of its own.
     if (openblas_set_num_threads != nullptr) openblas_set_num_threads(1);
-    std::cerr << "cpu: gemm " << pick->name << " (f32/bf16/int8 weights), " << num_threads()
-              << " threads\n";
+    log::info(std::string("cpu: gemm ") + pick->name + " (f32/bf16/int8 weights), " +
+                  std::to_string(num_threads()) + " threads",
+              {{"kernels", pick->name}, {"threads", num_threads()}});
     return pick;
   }();
   return *impl;
