@@ -199,7 +199,8 @@ Result<CompletionRequest> parse_completion_request(const std::string& body, bool
   QUILT_RETURN_IF_ERROR(p.number("presence_penalty", -2, 2, presence_penalty));
   QUILT_RETURN_IF_ERROR(p.number("frequency_penalty", -2, 2, frequency_penalty));
   QUILT_RETURN_IF_ERROR(parse_logit_bias(p, r.sampling));
-  if (top_p && *top_p == 0) return p.fail("top_p", "must be greater than 0");
+  // The engine samples in float: a top_p that rounds to 0 there (5e-324) is as refused as 0.
+  if (top_p && static_cast<float>(*top_p) <= 0.f) return p.fail("top_p", "must be greater than 0");
   if (chat) {
     bool want = false;
     QUILT_RETURN_IF_ERROR(p.boolean("logprobs", want));

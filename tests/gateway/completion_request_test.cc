@@ -80,6 +80,9 @@ TEST(CompletionRequest, UnimplementedFieldsAreRefusedByName) {
   EXPECT_EQ(refused_field(R"({"prompt":"x","best_of":2,"n":2})", false), "");
   EXPECT_EQ(refused_field(R"({"prompt":"x","echo":true,"logprobs":2})", false), "");  // prompt logprobs
   EXPECT_EQ(refused_field(R"({"prompt":"x","echo":true})", false), "");
+  // Found by schemathesis: a top_p above 0 that is 0 as a float passed the gateway, then the
+  // engine refused it with a message that contradicted the value.
+  EXPECT_EQ(refused_field(R"({"prompt":"x","top_p":5e-324})", false), "top_p");
 }
 
 }  // namespace
