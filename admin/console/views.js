@@ -273,7 +273,11 @@ async function loadKeys() {
       h('td', {}, k.name || ''), h('td', { className: 'mono' }, k.key_id), h('td', {}, k.scope || 'inference'),
       h('td', {}, when(k.created)), h('td', {}, when(k.expires_at)), h('td', {}, k.last_used ? when(k.last_used) : 'never'),
       h('td', { className: 'actions' }, h('button', { type: 'button', className: 'danger',
-        onclick: () => act(`revoke key ${k.key_id}`, () => api('DELETE', `/admin/v1/tenants/${enc(id)}/keys/${enc(k.key_id)}`), loadKeys) }, 'Revoke')))));
+        onclick: () => {
+          // Revoking cannot be undone: clients holding the key fail from their next request.
+          if (!window.confirm(`Revoke key ${k.name || k.key_id}? Requests with it fail from now on.`)) return;
+          act(`revoke key ${k.key_id}`, () => api('DELETE', `/admin/v1/tenants/${enc(id)}/keys/${enc(k.key_id)}`), loadKeys);
+        } }, 'Revoke')))));
 }
 
 async function createKey(e) {
@@ -287,7 +291,8 @@ async function createKey(e) {
   try {
     const k = await api('POST', `/admin/v1/tenants/${enc(state.selectedTenant)}/keys`, body);
     // Shown once, never stored: the server keeps only its hash.
-    out.textContent = `New ${body.scope} key ${k.key_id}, shown only now: ${k.key}`;
+    out.replaceChildren(`New ${body.scope} key ${k.key_id}, shown only now: `,
+      h('code', { id: 'key-secret', dataset: { keyId: k.key_id } }, k.key));
     out.hidden = false;
     notice(`created key ${k.key_id}`, 'ok');
   } catch (err) {
