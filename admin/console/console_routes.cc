@@ -54,7 +54,8 @@ std::vector<std::pair<std::string, std::string>> console_headers() {
 }
 
 void add_console_routes(gateway::Router& router) {
-  router.add("GET", "/console", [](HttpRequest&, std::shared_ptr<ResponseWriter> w) { serve(kIndex, *w); });
+  router.add("GET", "/console",
+             [](HttpRequest&, std::shared_ptr<ResponseWriter> w) { serve(kIndex, *w); });
   router.add("GET", "/console/{asset}", [](HttpRequest& req, std::shared_ptr<ResponseWriter> w) {
     serve(req.params.at("asset"), *w);
   });

@@ -26,7 +26,8 @@ struct RecordingWriter : gateway::ResponseWriter {
     body = std::move(b);
     headers = std::move(h);
   }
-  void start_stream(int, const std::string&, std::vector<std::pair<std::string, std::string>>) override {
+  void start_stream(int, const std::string&,
+                    std::vector<std::pair<std::string, std::string>>) override {
     ADD_FAILURE() << "the console never streams";
   }
   bool write_chunk(std::string) override { return false; }
@@ -109,12 +110,14 @@ TEST_F(ConsoleRoutesTest, EverythingThePageLoadsIsEmbedded) {
   for (const auto& a : console_assets()) {
     const std::string text(a.bytes());
     const std::regex& re = std::string(a.name) == "index.html" ? page_ref : module_ref;
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it) {
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator();
+         ++it) {
       wanted.insert((*it)[1]);
     }
   }
   EXPECT_TRUE(wanted.count("console.js") && wanted.count("console.css") && wanted.count("api.js"));
-  for (const auto& name : wanted) EXPECT_NE(asset(name), nullptr) << name << " is loaded but not embedded";
+  for (const auto& name : wanted)
+    EXPECT_NE(asset(name), nullptr) << name << " is loaded but not embedded";
 }
 
 TEST_F(ConsoleRoutesTest, UnknownAssetIsAnErrorEnvelope) {
