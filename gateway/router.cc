@@ -68,4 +68,10 @@ Router::Match Router::match(const std::string& method, const std::string& path) 
   return result;
 }
 
+std::vector<std::pair<std::string, std::string>> Router::routes() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Route& r : routes_) out.emplace_back(r.method, r.pattern);
+  return out;
+}
+
 }  // namespace quilt::gateway

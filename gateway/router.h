@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gateway/http_types.h"
@@ -26,6 +27,9 @@ class Router {
   // ignored. Routes are tried in the order added; the first that fits wins. Thread-safe once
   // every route has been added (the server only reads).
   Match match(const std::string& method, const std::string& path) const;
+  // Every route as (method, pattern), in the order added (tests check them against the OpenAPI
+  // document).
+  std::vector<std::pair<std::string, std::string>> routes() const;
 
  private:
   struct Route {
