@@ -2,7 +2,7 @@
 import { api, clearKey, getKey, scrapeMetrics, setKey } from './api.js';
 import { drawChart, drawLegend } from './charts.js';
 import { GROUPINGS, bucketsBy, hasFamily, parseMetrics, quantile, rates, sumBy } from './prom.js';
-import { bindViews, fillTenantSelect, loadAdapters, loadTenants, notice, state } from './views.js';
+import { bindViews, fillTenantSelect, h, loadAdapters, loadTenants, loadUsage, notice, state } from './views.js';
 
 const $ = (id) => document.getElementById(id);
 const SCRAPE_MS = 2000;
@@ -79,7 +79,10 @@ function route() {
   notice('');
   if (view === 'adapters') loadAdapters();
   if (view === 'tenants') loadTenants();
-  if (view === 'metrics') drawMetrics();
+  if (view === 'metrics') {
+    drawMetrics();
+    loadUsage();
+  }
 }
 
 // ---- live metrics --------------------------------------------------------------------------
@@ -185,11 +188,33 @@ const lastValue = (line) => {
   return p ? p.v : null;
 };
 
+// The server's state now, from the latest scrape's gauges (absent ones are left out).
+function drawGauges(samples) {
+  const one = (name, where = () => true) => {
+    const s = samples.find((x) => x.name === name && where(x.labels));
+    return s ? s.value : null;
+  };
+  const kv = one('vllm:kv_cache_usage_perc') ?? one('quilt_kv_cache_usage_ratio');
+  const tier = (t) => one('quilt_adapters_resident', (l) => l.tier === t);
+  const tiles = [
+    ['waiting', one('vllm:num_requests_waiting') ?? one('quilt_queue_depth'), (v) => String(v)],
+    ['running', one('vllm:num_requests_running') ?? one('quilt_running_requests'), (v) => String(v)],
+    ['KV cache in use', kv, (v) => `${(v * 100).toFixed(1)}%`],
+    ['adapters on device', tier('device'), (v) => String(v)],
+    ['adapters in host memory', tier('host'), (v) => String(v)],
+    ['adapters stored', tier('storage'), (v) => String(v)],
+    ['preemptions', samples.filter((x) => x.name === 'quilt_preemptions_total').reduce((a, x) => a + x.value, 0), (v) => String(v)],
+  ].filter(([, v]) => v !== null);
+  $('gauges').replaceChildren(...tiles.map(([name, v, fmt]) =>
+    h('div', { className: 'gauge', dataset: { gauge: name } }, h('div', { className: 'value' }, fmt(v)), h('div', { className: 'name' }, name))));
+}
+
 function drawMetrics() {
   const grouping = $('metrics-group').value;
   const groupOf = GROUPINGS[grouping];
   const now = Date.now();
   const latest = scrapes.length ? scrapes[scrapes.length - 1].samples : [];
+  drawGauges(latest);
   const charts = [
     ['requests', lines(rateSeries(requestCounter(latest), groupOf)), (v) => v.toFixed(2)],
     ['tokens', lines(rateSeries('quilt_completion_tokens_total', groupOf)), (v) => v.toFixed(1)],

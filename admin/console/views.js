@@ -301,7 +301,29 @@ async function createKey(e) {
   await loadKeys();
 }
 
+// ---- usage ---------------------------------------------------------------------------------
+
+export async function loadUsage() {
+  const groupBy = $('usage-group').value;
+  const empty = $('usage-empty');
+  let rows = [];
+  try {
+    rows = (await api('GET', `/admin/v1/usage?group_by=${enc(groupBy)}`)).data || [];
+    empty.textContent = 'No usage recorded yet.';
+  } catch (e) {
+    empty.textContent = e.status === 404 ? 'This server has no usage route.' : `usage: ${e.message}`;
+  }
+  empty.hidden = rows.length > 0;
+  rows.sort((x, y) => (y.day || '').localeCompare(x.day || '') || (x.tenant || '').localeCompare(y.tenant || ''));
+  const n = (v) => (v === undefined ? '' : Number(v).toLocaleString('en-US'));
+  $('usage-table').tBodies[0].replaceChildren(...rows.map((r) => h('tr', {},
+    h('td', {}, r.day || 'all'), h('td', {}, tenantLabel(r.tenant || '')), h('td', {}, r.adapter || '(base model)'),
+    h('td', {}, n(r.requests)), h('td', {}, n(r.prompt_tokens)), h('td', {}, n(r.completion_tokens)))));
+}
+
 export function bindViews() {
+  $('usage-refresh').addEventListener('click', loadUsage);
+  $('usage-group').addEventListener('change', loadUsage);
   $('adapters-refresh').addEventListener('click', loadAdapters);
   $('tenants-refresh').addEventListener('click', loadTenants);
   $('push-form').addEventListener('submit', push);

@@ -275,6 +275,12 @@ def metrics_view(b, base, tenant_key, shots):
         "  if (d[i] === m[0] && d[i + 1] === m[1] && d[i + 2] === m[2] && d[i + 3] === 255) n++;"
         "return n >= 10 ? n : 0;"))
     check(drawn >= 10, f"the tokens/s canvas draws acme's series ({drawn} pixels in its color)")
+    gauges = wait_until("the server gauges", lambda: b.text("#gauges"))
+    check("adapters stored" in gauges and "running" in gauges, f"the server gauges ({' '.join(gauges.split())})")
+    usage = wait_until("acme's usage row", lambda: b.js(
+        "return [...document.querySelectorAll('#usage-table tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))"
+        ".find((c) => c[1].startsWith('acme') && c[2] === 'sql-writer') || null;"))
+    check(usage[3] == "6" and usage[5] == "24", f"the usage table counts acme's 6 requests, 24 tokens ({usage})")
     b.screenshot(os.path.join(shots, "console-metrics.png"))
 
 
