@@ -231,5 +231,14 @@ TEST_F(OpenAiFieldsTest, StreamedEchoWithoutLogprobsStartsWithThePrompt) {
   EXPECT_TRUE(chunks[0]["choices"][0]["logprobs"].is_null());
 }
 
+// Found by schemathesis: a request whose own `timeout` ran out answered 503 overloaded_error, a
+// server error for the client's choice. It is a 408; the server's own deadline stays a 503.
+TEST_F(OpenAiFieldsTest, TheBodysOwnTimeoutPassingIsA408) {
+  const auto [tenant, key] = make_tenant("t");
+  const json e = completion(key, {{"timeout", 0.001}, {"max_tokens", 200}}, 408);
+  EXPECT_EQ(e["error"]["type"], "timeout_error") << e.dump();
+  completion(key, {{"timeout", 60}}, 200);
+}
+
 }  // namespace
 }  // namespace quilt::testing
