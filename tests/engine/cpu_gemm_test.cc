@@ -133,7 +133,8 @@ TEST(CpuGemmTest, OddShapesStridesAndKTails) {
       for (int64_t K : {1, 7, 8, 15, 16, 17, 33, 64, 576}) {
         for (int64_t N : {1, 2, 3, 5, 17}) {
           run_case(*impl, 3, N, K, t, 1.f, 5, false);
-          run_case(*impl, 21, N, K, t, 0.f, 3, false);  // >= 16 rows: the widened path
+          run_case(*impl, 21, N, K, t, 0.f, 3, false);
+          run_case(*impl, 131, N, K, t, 1.f, 3, false);  // >= 128 rows: the packed path
         }
       }
     }
@@ -147,6 +148,7 @@ TEST(CpuGemmTest, LargeMAndNAcrossBlocksThreaded) {
     for (GemmWeightType t : {GemmWeightType::kF32, GemmWeightType::kBF16, GemmWeightType::kI8}) {
       run_case(*impl, 300, 530, 96, t, 0.f, 0, true);
       run_case(*impl, 130, 1100, 40, t, 1.f, 2, true);
+      run_case(*impl, 100, 530, 96, t, 1.f, 1, true);  // dot-product form over two row blocks
     }
   }
 }
@@ -163,17 +165,18 @@ TEST(CpuGemmTest, BetaZeroNeverReadsTheOutput) {
   }
 }
 
-// Widened weight blocks are cached per thread within a call; new weights at the same address (a
-// buffer refilled between calls) must be widened again.
-TEST(CpuGemmTest, ANewCallNeverReusesAnotherCallsWidenedWeights) {
+// Packed weight blocks are cached per thread within a call; new weights at the same address (a
+// buffer refilled between calls) must be packed again.
+TEST(CpuGemmTest, ANewCallNeverReusesAnotherCallsPackedWeights) {
   for (const GemmImpl* impl : impls()) {
-    for (GemmWeightType t : {GemmWeightType::kBF16, GemmWeightType::kI8}) {
-      Problem p(40, 24, 64, t, 0, 11);
+    for (GemmWeightType t : {GemmWeightType::kF32, GemmWeightType::kBF16, GemmWeightType::kI8}) {
+      Problem p(140, 24, 64, t, 0, 11);
       std::vector<float> got = p.out;
       detail::gemm_with(*impl, p.M, p.N, p.K, p.x.data(), p.ldx, p.weights(), got.data(), p.ldo,
                         0.f, false);
       p.check(got, 0.f, std::string(impl->name) + " first call");
-      for (auto& v : p.wb) v ^= 0x0080;  // new values, same buffers
+      for (auto& v : p.wf) v = -v;  // new values, same buffers
+      for (auto& v : p.wb) v ^= 0x0080;
       for (auto& v : p.wq) v = static_cast<int8_t>(-v);
       got = p.out;
       detail::gemm_with(*impl, p.M, p.N, p.K, p.x.data(), p.ldx, p.weights(), got.data(), p.ldo,

@@ -1,7 +1,8 @@
 // The GEMM driver: picks a kernel family from CPUID once (checked against a plain reference on
 // small problems, logged), cuts out[M,N] into blocks of x rows and weight rows, and runs the
-// blocks on the process's pool. bf16/int8 weight blocks are widened to float32 once per block when
-// enough x rows reuse them (prefill); decode shapes read them directly.
+// blocks on the process's pool. Few x rows (decode): the dot-product kernels read the weights as
+// stored, each weight byte once. Many (prefill): each weight block is packed once into float
+// panels for the outer-product kernels, which reuse it across every x row.
 #include "engine/backend/cpu/gemm.h"
 
 #include <algorithm>
@@ -24,8 +25,10 @@ namespace detail {
 namespace {
 
 constexpr int64_t kRowsPerBlock = 64;     // x rows per block: 64 x K floats stay in L2
-constexpr int64_t kWidenMinRows = 16;     // widen a weight block when this many x rows reuse it
-constexpr int64_t kWeightBlockBytes = 256 << 10;  // a widened weight block, in L2
+// Pack weight blocks when the call has this many x rows: packing costs about as much as 64 rows
+// of compute, so below this the dot-product kernels win (measured with bench/cpu_gemm_bench).
+constexpr int64_t kPackMinRows = 128;
+constexpr int64_t kWeightBlockBytes = 256 << 10;  // a packed weight block, in L2
 
 bool cpu_has(const char* feature) {
 #if defined(__x86_64__)
@@ -53,18 +56,18 @@ int64_t weight_rows_per_block(int64_t M, int64_t N, int64_t K, int threads) {
   return (nb + 3) / 4 * 4;
 }
 
-// A thread's widened weight block, valid within one GEMM call only (a later call may see other
+// A thread's packed weight block, valid within one GEMM call only (a later call may see other
 // weights at the same address).
 struct Scratch {
-  std::vector<float> widened;
+  std::vector<float> packed;
   uint64_t call = 0;             // the gemm_with call that filled it
-  const void* source = nullptr;  // the weight rows `widened` holds
+  const void* source = nullptr;  // the weight rows `packed` holds
   int64_t rows = 0;
 };
 
 std::atomic<uint64_t> g_calls{0};
 
-void run_block(const GemmImpl& impl, uint64_t call, int64_t m0, int64_t m1, int64_t n0,
+void run_block(const GemmImpl& impl, uint64_t call, bool packed, int64_t m0, int64_t m1, int64_t n0,
                int64_t n1, int64_t K, const float* x, int64_t ldx, const GemmWeights& w, float* out, int64_t ldo,
                float beta) {
   GemmBlock b;
@@ -79,25 +82,26 @@ void run_block(const GemmImpl& impl, uint64_t call, int64_t m0, int64_t m1, int6
   b.beta = beta;
   const int64_t esize = w.type == GemmWeightType::kF32 ? 4 : w.type == GemmWeightType::kBF16 ? 2 : 1;
   const void* rows = static_cast<const char*>(w.data) + n0 * w.ld * esize;
-  if (w.type != GemmWeightType::kF32 && b.M >= kWidenMinRows) {
-    // Widen once, reuse for every x row (a thread's consecutive blocks share their weight rows).
+  if (packed) {
+    // Pack once, reuse for every x row (a thread's consecutive blocks share their weight rows).
     thread_local Scratch s;
     if (s.call != call || s.source != rows || s.rows != b.N) {
-      s.widened.resize(static_cast<size_t>(b.N * K));
-      impl.widen(w.type, rows, w.ld, b.N, K, s.widened.data());
+      s.packed.resize(static_cast<size_t>(impl.packed_size(b.N, K)));
+      impl.pack(w.type, rows, w.ld, b.N, K, s.packed.data());
       s.source = rows;
       s.rows = b.N;
       s.call = call;
     }
     b.wtype = GemmWeightType::kF32;
-    b.w = s.widened.data();
+    b.w = s.packed.data();
     b.ldw = K;
+    impl.packed_block(b);
   } else {
     b.wtype = w.type;
     b.w = rows;
     b.ldw = w.ld;
+    impl.block(b);
   }
-  impl.block(b);
 }
 
 // A plain reference in double, for the start-up check.
@@ -147,12 +151,12 @@ void gemm_with(const GemmImpl& impl, int64_t M, int64_t N, int64_t K, const floa
   const int64_t n_blocks = (N + nb - 1) / nb;
   const uint64_t call = g_calls.fetch_add(1, std::memory_order_relaxed) + 1;
   // Item i: weight block i / m_blocks, x block i % m_blocks, so that a thread's consecutive items
-  // share a weight block (widened once).
+  // share a weight block (packed once).
   auto body = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t m0 = (i % m_blocks) * mb, n0 = (i / m_blocks) * nb;
-      run_block(impl, call, m0, std::min(M, m0 + mb), n0, std::min(N, n0 + nb), K, x, ldx, w, out,
-                ldo, beta);
+      run_block(impl, call, M >= kPackMinRows, m0, std::min(M, m0 + mb), n0, std::min(N, n0 + nb),
+                K, x, ldx, w, out, ldo, beta);
     }
   };
   const int64_t items = m_blocks * n_blocks;
@@ -166,8 +170,8 @@ void gemm_with(const GemmImpl& impl, int64_t M, int64_t N, int64_t K, const floa
 bool gemm_self_check(const GemmImpl& impl) {
   std::mt19937 rng(1234);
   std::uniform_real_distribution<float> d(-1.f, 1.f);
-  // Odd sizes: every tile edge and the K tail; 20 rows also take the widening path.
-  for (int64_t M : {1, 3, 20}) {
+  // Odd sizes: every tile edge and the K tail; 130 rows take the packed path.
+  for (int64_t M : {1, 3, 130}) {
     const int64_t N = 11, K = 53;
     std::vector<float> x(M * K), wf(N * K), scales(N), out0(M * N);
     std::vector<uint16_t> wb(N * K);

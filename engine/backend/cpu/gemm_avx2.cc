@@ -26,6 +26,7 @@ struct Avx2 {
   static constexpr int kWidth = 8;
   static constexpr int kMR = 2;
   static constexpr int kNR = 4;
+  static constexpr int kPackMR = 6;  // rows of x per packed tile: 2*kPackMR accumulators
   static V zero() { return _mm256_setzero_ps(); }
   static V load(const float* p) { return _mm256_loadu_ps(p); }
   static V load(const uint16_t* p) {
@@ -37,6 +38,7 @@ struct Avx2 {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
   }
   static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static float hsum(V v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -48,7 +50,8 @@ struct Avx2 {
 
 }  // namespace
 
-const GemmImpl kAvx2Impl = {"avx2", avx2::block<Avx2>, avx2::widen<Avx2>};
+const GemmImpl kAvx2Impl = {"avx2", avx2::block<Avx2>, avx2::packed_block<Avx2>,
+                                avx2::pack<Avx2>, avx2::packed_size<Avx2>};
 
 }  // namespace quilt::engine::cpu::detail
 

@@ -27,6 +27,7 @@ struct Avx512 {
   static constexpr int kWidth = 16;
   static constexpr int kMR = 4;
   static constexpr int kNR = 4;
+  static constexpr int kPackMR = 12;  // rows of x per packed tile: 2*kPackMR accumulators
   static V zero() { return _mm512_setzero_ps(); }
   static V load(const float* p) { return _mm512_loadu_ps(p); }
   static V load(const uint16_t* p) {
@@ -38,13 +39,15 @@ struct Avx512 {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b));
   }
   static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static float hsum(V v) { return _mm512_reduce_add_ps(v); }
 };
 
 }  // namespace
 
-const GemmImpl kAvx512Impl = {"avx512", avx512::block<Avx512>, avx512::widen<Avx512>};
+const GemmImpl kAvx512Impl = {"avx512", avx512::block<Avx512>, avx512::packed_block<Avx512>,
+                                avx512::pack<Avx512>, avx512::packed_size<Avx512>};
 
 }  // namespace quilt::engine::cpu::detail
 

@@ -26,10 +26,14 @@ struct GemmBlock {
 
 struct GemmImpl {
   const char* name;
+  // The dot-product form: w read as stored, good for few x rows (decode).
   void (*block)(const GemmBlock& b);
-  // dst[r, 0..K) = float(w[r, 0..K)) for r < rows: bf16 exactly, int8 as its integer value.
-  void (*widen)(GemmWeightType type, const void* w, int64_t ldw, int64_t rows, int64_t K,
-                float* dst);
+  // The outer-product form for many x rows: w packed by `pack` into float panels (int8 as its
+  // integer values; the scales stay in GemmBlock::scales), packed_size floats for `rows` rows.
+  void (*packed_block)(const GemmBlock& b);
+  void (*pack)(GemmWeightType type, const void* w, int64_t ldw, int64_t rows, int64_t K,
+               float* dst);
+  int64_t (*packed_size)(int64_t rows, int64_t K);
 };
 
 extern const GemmImpl kScalarImpl;

@@ -95,26 +95,104 @@ void block(const GemmBlock& b) {
   }
 }
 
+// --- the packed (outer-product) form, for many x rows (prefill) ---
+// Weights packed in panels of kPanel = 2 vectors of columns: panel p holds, for every k, the
+// float values w[p*kPanel + j][k] for j < kPanel (zeros past the last row), contiguous, so one
+// k step loads 2 vectors of w and broadcasts one x value per row: MR*2 FMAs for 2 + MR loads.
+template <class Ops>
+constexpr int64_t panel_width() { return 2 * Ops::kWidth; }
+
 template <class Ops, typename WT>
-void widen_typed(const WT* w, int64_t ldw, int64_t rows, int64_t K, float* dst) {
-  const int64_t kv = K / Ops::kWidth * Ops::kWidth;
-  for (int64_t r = 0; r < rows; ++r) {
-    const WT* src = w + r * ldw;
-    float* d = dst + r * K;
-    for (int64_t k = 0; k < kv; k += Ops::kWidth) Ops::store(d + k, Ops::load(src + k));
-    for (int64_t k = kv; k < K; ++k) d[k] = widen1(src[k]);
+void pack_typed(const WT* w, int64_t ldw, int64_t rows, int64_t K, float* dst) {
+  constexpr int64_t P = panel_width<Ops>();
+  for (int64_t p0 = 0; p0 < rows; p0 += P) {
+    float* d = dst + p0 * K;
+    const int64_t n = rows - p0 < P ? rows - p0 : P;
+    for (int64_t j = 0; j < P; ++j) {
+      if (j >= n) {
+        for (int64_t k = 0; k < K; ++k) d[k * P + j] = 0.f;
+        continue;
+      }
+      const WT* src = w + (p0 + j) * ldw;
+      for (int64_t k = 0; k < K; ++k) d[k * P + j] = widen1(src[k]);
+    }
+  }
+}
+
+// Floats pack() writes for `rows` weight rows.
+template <class Ops>
+int64_t packed_size(int64_t rows, int64_t K) {
+  constexpr int64_t P = panel_width<Ops>();
+  return (rows + P - 1) / P * P * K;
+}
+
+template <class Ops>
+void pack(GemmWeightType type, const void* w, int64_t ldw, int64_t rows, int64_t K, float* dst) {
+  switch (type) {
+    case GemmWeightType::kF32:
+      return pack_typed<Ops>(static_cast<const float*>(w), ldw, rows, K, dst);
+    case GemmWeightType::kBF16:
+      return pack_typed<Ops>(static_cast<const uint16_t*>(w), ldw, rows, K, dst);
+    case GemmWeightType::kI8:
+      return pack_typed<Ops>(static_cast<const int8_t*>(w), ldw, rows, K, dst);
+  }
+}
+
+template <class Ops, int MR>
+void panel_tile(const float* x, int64_t ldx, const float* panel, int64_t K, int64_t ncols,
+                const float* scales, float* out, int64_t ldo, float beta) {
+  using V = typename Ops::V;
+  constexpr int64_t P = panel_width<Ops>();
+  V acc[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    acc[i][0] = Ops::zero();
+    acc[i][1] = Ops::zero();
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const V w0 = Ops::load(panel + k * P);
+    const V w1 = Ops::load(panel + k * P + Ops::kWidth);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V xb = Ops::broadcast(x + i * ldx + k);
+      acc[i][0] = Ops::fma(xb, w0, acc[i][0]);
+      acc[i][1] = Ops::fma(xb, w1, acc[i][1]);
+    }
+  }
+  float row[P];
+  for (int i = 0; i < MR; ++i) {
+    Ops::store(row, acc[i][0]);
+    Ops::store(row + Ops::kWidth, acc[i][1]);
+    float* o = out + i * ldo;
+    for (int64_t j = 0; j < ncols; ++j) {
+      const float s = scales != nullptr ? row[j] * scales[j] : row[j];
+      o[j] = beta == 0.f ? s : o[j] + s;
+    }
   }
 }
 
 template <class Ops>
-void widen(GemmWeightType type, const void* w, int64_t ldw, int64_t rows, int64_t K, float* dst) {
-  switch (type) {
-    case GemmWeightType::kF32:
-      return widen_typed<Ops>(static_cast<const float*>(w), ldw, rows, K, dst);
-    case GemmWeightType::kBF16:
-      return widen_typed<Ops>(static_cast<const uint16_t*>(w), ldw, rows, K, dst);
-    case GemmWeightType::kI8:
-      return widen_typed<Ops>(static_cast<const int8_t*>(w), ldw, rows, K, dst);
+using PanelFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, const float*,
+                         float*, int64_t, float);
+
+// b.w: weights packed by pack() (b.N rows, b.K), b.ldw unused.
+template <class Ops>
+void packed_block(const GemmBlock& b) {
+  static_assert(Ops::kPackMR <= 12);
+  static constexpr PanelFn<Ops> fns[12] = {
+      panel_tile<Ops, 1>, panel_tile<Ops, 2>, panel_tile<Ops, 3>,  panel_tile<Ops, 4>,
+      panel_tile<Ops, 5>, panel_tile<Ops, 6>, panel_tile<Ops, 7>,  panel_tile<Ops, 8>,
+      panel_tile<Ops, 9>, panel_tile<Ops, 10>, panel_tile<Ops, 11>, panel_tile<Ops, 12>};
+  constexpr int64_t P = panel_width<Ops>();
+  const float* w = static_cast<const float*>(b.w);
+  for (int64_t n = 0; n < b.N; n += P) {
+    const int64_t ncols = b.N - n < P ? b.N - n : P;
+    const float* sc = b.scales != nullptr ? b.scales + n : nullptr;
+    for (int64_t m = 0; m < b.M; m += Ops::kPackMR) {
+      const int mr = b.M - m < Ops::kPackMR ? static_cast<int>(b.M - m) : Ops::kPackMR;
+      fns[mr - 1](b.x + m * b.ldx, b.ldx, w + n * b.K, b.K, ncols, sc, b.out + m * b.ldo + n,
+                  b.ldo, b.beta);
+    }
   }
 }
 
