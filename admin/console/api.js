@@ -32,6 +32,9 @@ export async function api(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = parseBody(await r.text());
+  // A key refused mid-session (revoked, expired, the server's admin key changed): the page
+  // signs out rather than failing every call.
+  if (r.status === 401) window.dispatchEvent(new Event('quilt-unauthorized'));
   if (!r.ok) throw new ApiError(r.status, data);
   return data;
 }

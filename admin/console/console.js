@@ -244,6 +244,13 @@ function main() {
     $('key').value = '';
   });
   $('sign-out').addEventListener('click', signOut);
+  window.addEventListener('quilt-unauthorized', () => {
+    if ($('app').hidden) return;  // signing in: signIn() reports it
+    clearKey();
+    stopMetrics();
+    $('sign-in-error').textContent = 'the server no longer accepts this key (revoked or expired?): sign in again';
+    showSignIn();
+  });
   $('metrics-group').addEventListener('change', drawMetrics);
   window.addEventListener('hashchange', route);
   window.addEventListener('resize', () => { if (!$('view-metrics').hidden) drawMetrics(); });

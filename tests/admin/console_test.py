@@ -303,6 +303,12 @@ def deploy_key_view(b, base, src, tenant_id):
     push(b, "sql-writer", None, os.path.join(src, "examples", "adapters", "legal-rs"), 3)
     result = b.text("#push-result")
     check("unchanged" in result, f"a deploy key's push of known content is the same version ({result})")
+    # Revoked mid-session: the next call signs the page out.
+    http("DELETE", f"{base}/admin/v1/tenants/{tenant_id}/keys/{key['key_id']}")
+    b.click('nav a[data-view="adapters"]')  # the view loads the adapters again
+    wait_until("the sign-in form after the revoke", lambda: visible(b, "sign-in") and not visible(b, "app"))
+    check("no longer accepts" in b.text("#sign-in-error") and b.js("return sessionStorage.length;") == 0,
+          "a key revoked mid-session signs the page out and forgets the key")
 
 
 def split_canary(b, base):
