@@ -2,7 +2,8 @@
 # no build step: the files under admin/console/ are served as written). Included by
 # admin/CMakeLists.txt after quilt_admin exists.
 set(QUILT_CONSOLE_DIR ${CMAKE_CURRENT_SOURCE_DIR}/console)
-set(QUILT_CONSOLE_ASSETS index.html console.css api.js prom.js charts.js views.js console.js)
+set(QUILT_CONSOLE_ASSETS index.html console.css console.js api.js dom.js prom.js charts.js
+    adapters_view.js push_view.js tenants_view.js metrics_view.js)
 set(QUILT_CONSOLE_ASSET_PATHS ${QUILT_CONSOLE_ASSETS})
 list(TRANSFORM QUILT_CONSOLE_ASSET_PATHS PREPEND ${QUILT_CONSOLE_DIR}/)
 # The asset list travels to the script joined by "|" (a ";" would split the argument).
