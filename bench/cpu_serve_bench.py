@@ -31,6 +31,8 @@ ap.add_argument("--new", type=int, default=64)
 ap.add_argument("--adapters", type=int, default=8)
 ap.add_argument("--decode-tokens", type=int, default=48)
 ap.add_argument("--skip-1b", action="store_true")
+ap.add_argument("--shape", default="smollm2-135m", choices=sorted(mbm.SHAPES),
+                help="the batch-16 model's shape (tiny: the script's own smoke test)")
 ap.add_argument("--out", default=None, help="write the markdown report here (else stdout only)")
 ap.add_argument("--serve-arg", action="append", default=[],
                 help="one more quilt serve flag, e.g. --serve-arg=--threads=2 (repeatable)")
@@ -236,18 +238,18 @@ def cpu_model():
 def main():
     t_start = time.time()
     load_start = os.getloadavg()[0]
-    small = os.path.join(work, "smollm2-135m")
+    small = os.path.join(work, args.shape)
     if not os.path.exists(os.path.join(small, "model", "config.json")):
         t = time.time()
-        mbm.make_model(os.path.join(small, "model"), "smollm2-135m")
+        mbm.make_model(os.path.join(small, "model"), args.shape)
         for i in range(args.adapters):
-            mbm.make_adapter(os.path.join(small, f"adapter-{i}"), "smollm2-135m", 16, 100 + i)
-        say(f"generated the 135M model and {args.adapters} adapters in {time.time() - t:.1f} s")
-    vocab = mbm.SHAPES["smollm2-135m"]["vocab"]
-    server = Server(os.path.join(small, "model"), "135m")
+            mbm.make_adapter(os.path.join(small, f"adapter-{i}"), args.shape, 16, 100 + i)
+        say(f"generated the {args.shape} model and {args.adapters} adapters in {time.time() - t:.1f} s")
+    vocab = mbm.SHAPES[args.shape]["vocab"]
+    server = Server(os.path.join(small, "model"), args.shape)
     rows = {}
     try:
-        say(f"135M server ready in {server.ready_s:.1f} s")
+        say(f"{args.shape} server ready in {server.ready_s:.1f} s")
         names = [f"bench-a{i}" for i in range(args.adapters)]
         for i, n in enumerate(names):
             server.upload_adapter(n, os.path.join(small, f"adapter-{i}"))
@@ -270,7 +272,7 @@ def main():
     finally:
         server.stop()
     for line in server.engine_lines():
-        say("135M server: " + line)
+        say(f"{args.shape} server: " + line)
     for k, v in results.items():
         rows[k] = (statistics.median(v), v)
 
@@ -307,7 +309,7 @@ def main():
                f"{' (working tree with changes)' if git('status', '--porcelain', '--untracked-files=no') else ''}")
     out.append(f"- command: `bench/cpu_serve_bench.py {' '.join(sys.argv[1:])}`; {args.clients} clients, "
                f"prompt {args.prompt} token ids, {args.new} new tokens, greedy, ignore_eos; median of "
-               f"{args.rounds} interleaved rounds; quilt serve RSS after the 135M rounds {rss:.0f} MiB")
+               f"{args.rounds} interleaved rounds; quilt serve RSS after the batch rounds {rss:.0f} MiB")
     out.append(f"- whole run: {time.time() - t_start:.0f} s\n")
     out.append("| workload | Quilt tokens/s (median) | rounds | llama.cpp tokens/s (issue 13) | Quilt / llama.cpp |")
     out.append("| --- | --- | --- | --- | --- |")

@@ -13,6 +13,9 @@ SHAPES = {
     # hidden, layers, heads, kv_heads, head_dim, intermediate, vocab, tied, rope_theta
     "smollm2-135m": dict(hidden=576, layers=30, heads=9, kv_heads=3, head_dim=64,
                          intermediate=1536, vocab=49152, tied=True, rope_theta=100000.0),
+    # A few MB, for the benchmark's own smoke test (tests/CMakeLists.txt).
+    "tiny": dict(hidden=128, layers=2, heads=4, kv_heads=2, head_dim=32, intermediate=256,
+                 vocab=1024, tied=True, rope_theta=10000.0),
     "llama-3.2-1b": dict(hidden=2048, layers=16, heads=32, kv_heads=8, head_dim=64,
                          intermediate=8192, vocab=128256, tied=True, rope_theta=500000.0),
 }
