@@ -145,7 +145,12 @@ void gemm_with(const GemmImpl& impl, int64_t M, int64_t N, int64_t K, const floa
                const GemmWeights& w, float* out, int64_t ldo, float beta, bool threaded) {
   if (M <= 0 || N <= 0) return;
   const int threads = threaded ? num_threads() : 1;
-  const int64_t mb = kRowsPerBlock;
+  // Packed: 64 rows a block (x in L2, the packed panel streamed). Dot-product: as many rows as
+  // keep x in L1 (~32 KiB) beside the weight tile, the weight block being re-read from L2.
+  const bool packed = M >= kPackMinRows;
+  const int64_t mb = packed ? kRowsPerBlock
+                            : std::clamp<int64_t>((32 << 10) / (std::max<int64_t>(K, 1) * 4) / 4 * 4,
+                                                  4, kRowsPerBlock);
   const int64_t nb = weight_rows_per_block(M, N, K, threads);
   const int64_t m_blocks = (M + mb - 1) / mb;
   const int64_t n_blocks = (N + nb - 1) / nb;
@@ -155,7 +160,7 @@ void gemm_with(const GemmImpl& impl, int64_t M, int64_t N, int64_t K, const floa
   auto body = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t m0 = (i % m_blocks) * mb, n0 = (i / m_blocks) * nb;
-      run_block(impl, call, M >= kPackMinRows, m0, std::min(M, m0 + mb), n0, std::min(N, n0 + nb),
+      run_block(impl, call, packed, m0, std::min(M, m0 + mb), n0, std::min(N, n0 + nb),
                 K, x, ldx, w, out, ldo, beta);
     }
   };
