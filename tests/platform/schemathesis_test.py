@@ -2,7 +2,8 @@
 """schemathesis against a real `quilt serve` and its own GET /openapi.json.
 
 usage: schemathesis_test.py QUILT_BINARY [SOURCE_DIR]
-Exits 77 (CTest's skip code) with a message when the `schemathesis` package is not installed.
+Exits 77 (CTest's skip code) with a message when the `schemathesis` package (4 or later) is not
+installed.
 
 The server runs the bundled demo model on a temporary data dir with a known admin key. The test
 creates a tenant with an inference key and uploads an adapter, then runs schemathesis twice, each
@@ -97,6 +98,15 @@ def schemathesis_cmd():
     return [exe] if exe else [sys.executable, "-m", "schemathesis.cli"]
 
 
+def require_version_4():
+    """This test speaks schemathesis 4's CLI (config files, phases); skip on older ones."""
+    out = subprocess.run(schemathesis_cmd() + ["--version"], capture_output=True, text=True).stdout
+    m = re.search(r"version (\d+)\.", out)
+    if not m or int(m.group(1)) < 4:
+        print(f"SKIP: needs schemathesis >= 4 (found: {out.strip() or 'none'}; pip install -U schemathesis)")
+        sys.exit(77)
+
+
 def run_pass(name, port, key, include, exclude, config, report_dir):
     config_path = os.path.join(report_dir, f"{name}.toml")
     with open(config_path, "w") as f:
@@ -141,6 +151,7 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     binary = os.path.abspath(sys.argv[1])
+    require_version_4()
     source = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), "../..")
     tmp = tempfile.mkdtemp(prefix="quilt-schemathesis-")
     log_path = os.path.join(tmp, "serve.log")
