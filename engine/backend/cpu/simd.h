@@ -148,7 +148,10 @@ QUILT_SIMD_INLINE float sum_squares(const float* a, int64_t n) {
 // e^x in float32 to within 2 ulp (Cephes' expf: range reduction by ln 2 and a degree-5
 // polynomial), branch-free so that loops over it vectorize; inputs are clamped to [-87, 88] (the
 // result is then ~1e-38 or ~1.6e38, as good as 0 and inf for softmax and silu); NaN stays NaN.
-QUILT_SIMD_INLINE float exp_approx(float x) {
+QUILT_SIMD_INLINE float exp_approx(float in) {
+  // NaN goes through as 0 and comes back at the end: the float-to-int conversion below must
+  // never see it (undefined behaviour; UBSan's float-cast-overflow).
+  float x = in != in ? 0.f : in;
   x = x < -87.f ? -87.f : x;
   x = x > 88.f ? 88.f : x;
   // n = round(x / ln 2) by the 1.5 * 2^23 trick (floorf would be a library call, not vectorized).
@@ -165,7 +168,8 @@ QUILT_SIMD_INLINE float exp_approx(float x) {
   p = p * r + 5.0000001201e-1f;
   p = p * r2 + r + 1.0f;
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  return p * std::bit_cast<float>(bits);
+  const float result = p * std::bit_cast<float>(bits);
+  return in != in ? in : result;
 }
 
 }  // namespace quilt::engine::cpu
