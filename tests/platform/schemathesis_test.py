@@ -12,7 +12,8 @@ response_schema_conformance, status_code_conformance and content_type_conformanc
   1. the tenant API (/v1) with the tenant's key; requests name the base model, or the uploaded
      adapter on the per-adapter routes, so that generated requests reach the engine;
   2. everything else (admin API, health, metrics, console, /openapi.json) with the admin key.
-The tenant pass runs first: the admin pass deletes tenants and adapters it finds. Any finding, a
+The tenant pass runs first: the admin pass works on that tenant and adapter (two versions, one
+staged) and may delete them. Any finding, a
 server that stops answering, or a crash fails the test. QUILT_SCHEMATHESIS_EXAMPLES (default 25)
 bounds the examples per operation, QUILT_SCHEMATHESIS_SEED fixes the seed (default 1).
 """
@@ -167,6 +168,12 @@ def main():
                                 {"config": os.path.join(adapter_dir, "adapter_config.json"),
                                  "weights": os.path.join(adapter_dir, "adapter_model.safetensors")})
         call(port, "PUT", "/admin/v1/adapters/support-bot", ADMIN_KEY, body, ctype)
+        # A second version, staged, so that activate, rollback and the live split have two.
+        other = os.path.join(source, "examples/adapters/legal-rs")
+        body, ctype = multipart({"tenant": tenant["id"], "stage": "true"},
+                                {"config": os.path.join(other, "adapter_config.json"),
+                                 "weights": os.path.join(other, "adapter_model.safetensors")})
+        call(port, "PUT", "/admin/v1/adapters/support-bot", ADMIN_KEY, body, ctype)
         model = call(port, "GET", "/v1/models", key)["data"][0]["id"]
 
         # Requests reach the engine: the base model by name, the adapter on its own routes. Other
@@ -188,7 +195,18 @@ parameters = {{ model = "{model}" }}
             failures.append("tenant API pass found problems")
         if not ready(port):
             failures.append("server not ready after the tenant pass")
-        if run_pass("admin", port, ADMIN_KEY, None, "^/v1/", "", tmp) != 0:
+        # The admin pass works on the real tenant and adapter too (it may delete them: the server
+        # must go on answering correctly).
+        admin_config = f"""
+[[operations]]
+include-path-regex = "^/admin/v1/adapters/"
+parameters = {{ name = "support-bot" }}
+
+[[operations]]
+include-path-regex = "^/admin/v1/tenants/"
+parameters = {{ id = "{tenant['id']}" }}
+"""
+        if run_pass("admin", port, ADMIN_KEY, None, "^/v1/", admin_config, tmp) != 0:
             failures.append("admin API pass found problems")
         if proc.poll() is not None:
             failures.append(f"quilt serve exited with {proc.returncode}")
