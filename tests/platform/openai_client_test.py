@@ -85,6 +85,24 @@ def run(client, model):
     check((forced.choices[0].model_extra or {}).get("token_ids") == [123] * 4,
           "logit_bias forces token 123 (token_ids via return_token_ids)")
 
+    echoed = client.completions.create(model=model, prompt="The quick brown fox", max_tokens=3,
+                                       temperature=0, echo=True, logprobs=2,
+                                       extra_body={"ignore_eos": True})
+    lp = echoed.choices[0].logprobs
+    n_prompt = echoed.usage.prompt_tokens
+    check(echoed.choices[0].text.startswith("The quick brown fox") and len(lp.tokens) == n_prompt + 3
+          and lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+          and all(isinstance(v, float) for v in lp.token_logprobs[1:])
+          and all(len(t) == 2 for t in lp.top_logprobs[1:]),
+          "completions.create(echo=True, logprobs=2): prompt then generated tokens, the first null")
+    streamed = list(client.completions.create(model=model, prompt="The quick brown fox", max_tokens=3,
+                                              temperature=0, echo=True, logprobs=2, stream=True,
+                                              extra_body={"ignore_eos": True}))
+    check(streamed[0].choices[0].text == "The quick brown fox"
+          and len(streamed[0].choices[0].logprobs.tokens) == n_prompt
+          and "".join(ch.choices[0].text for ch in streamed if ch.choices) == echoed.choices[0].text,
+          "streamed echo with logprobs: the prompt's chunk first, then the same text")
+
     chat = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}],
                                           max_tokens=4, temperature=0, n=2)
     check(len(chat.choices) == 2 and all(ch.message.role == "assistant" for ch in chat.choices),
