@@ -1,7 +1,7 @@
 // The CPU GEMM (engine/backend/cpu/gemm.h): every kernel family this machine runs (scalar, avx2,
 // avx512) against a double-precision reference, for f32, bf16 and int8 weights, beta 0 and 1,
-// odd shapes (every tile edge and K tail), the decode rows 1..64 and a prefill-sized M, strided
-// operands, threaded and not.
+// odd shapes (every tile edge and K tail), the decode rows 1..64 (dot-product form) and M from
+// 128 up (packed outer-product form), strided operands, threaded and not.
 #include <gtest/gtest.h>
 
 #include <cmath>

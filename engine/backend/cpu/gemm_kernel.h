@@ -1,11 +1,15 @@
 // The register-tiled GEMM kernel, written once over an ISA's vector ops (`Ops`). Included only by
 // the ISA translation units, after their `#pragma GCC target`, so every function here is compiled
 // for that ISA; it must not use std:: templates (their out-of-line copies would be shared across
-// TUs with different targets). Ops provides: V, kWidth, kMR, kNR, zero(), load(const float*),
-// load(const uint16_t*) (bf16 bits), load(const int8_t*), fma(a, b, c) = a*b + c, hsum(V).
+// TUs with different targets). Ops provides: V, kWidth, kMR, kNR, kPackMR, zero(),
+// load(const float*), load(const uint16_t*) (bf16 bits), load(const int8_t*), store(float*, V),
+// broadcast(const float*), fma(a, b, c) = a*b + c, hsum(V).
 //
-// A tile is MR rows of x against NR rows of w: MR*NR vector accumulators over K (dot-product form,
-// both operands read along K), reduced once at the end; the K tail (K % kWidth) runs scalar.
+// Two forms. Dot-product (block): a tile is MR rows of x against NR rows of w, MR*NR vector
+// accumulators over K (both operands read along K, w in its stored dtype), reduced once at the
+// end; the K tail (K % kWidth) runs scalar. For few x rows: every weight byte is read once.
+// Outer-product (packed_block): w packed into float panels, kPackMR x rows broadcast against two
+// vectors of a panel per k; for many x rows, which amortize the packing.
 #pragma once
 
 #include <cstdint>
