@@ -41,9 +41,9 @@ TEST(CpuFastOpsTest, ExpApproxIsWithinTwoUlpOfStdExp) {
 TEST(CpuFastOpsTest, SiluMulMatchesTheFormulaOverWideRows) {
   CpuBackend b;
   std::mt19937 rng(3);
-  // Rows wide and many enough to be threaded; gate values far into both tails.
-  Tensor gate = filled(b, 37, 1536, rng, 8.f), up = filled(b, 37, 1536, rng),
-         out = b.allocate(37, 1536, DType::kF32).value();
+  // Rows wide and many enough to be threaded (a prefill); gate values far into both tails.
+  Tensor gate = filled(b, 171, 1536, rng, 8.f), up = filled(b, 171, 1536, rng),
+         out = b.allocate(171, 1536, DType::kF32).value();
   gate.as<float>()[0] = -100.f;
   gate.as<float>()[1] = 100.f;
   ASSERT_TRUE(b.silu_mul(gate, up, out).ok());
@@ -57,9 +57,10 @@ TEST(CpuFastOpsTest, SiluMulMatchesTheFormulaOverWideRows) {
 TEST(CpuFastOpsTest, RmsNormAndAddOverManyRowsMatchTheScalarFormulas) {
   CpuBackend b;
   std::mt19937 rng(4);
-  Tensor x = filled(b, 64, 576, rng), w = filled(b, 1, 576, rng), y = b.allocate(64, 576, DType::kF32).value();
+  constexpr int kRows = 301;  // enough to be threaded
+  Tensor x = filled(b, kRows, 576, rng), w = filled(b, 1, 576, rng), y = b.allocate(kRows, 576, DType::kF32).value();
   ASSERT_TRUE(b.rms_norm(x, w, 1e-5f, y).ok());
-  for (int r = 0; r < 64; ++r) {
+  for (int r = 0; r < kRows; ++r) {
     double ss = 0;
     for (int i = 0; i < 576; ++i) ss += double(x.as<float>()[r * 576 + i]) * x.as<float>()[r * 576 + i];
     const double inv = 1 / std::sqrt(ss / 576 + 1e-5);
@@ -354,6 +355,17 @@ TEST_F(GroupedLoraTest, SegmentsMatchTheSgmvReference) {
 
 TEST_F(GroupedLoraTest, PerTokenSlotsMatchTheSgmvReference) {
   StepLayout step = layout_of({2, 0, 0, -1, 1, 1, 2, 0}, false);
+  expect_matches_reference(step);
+}
+
+// A prefill-sized batch (threaded on the pool): long segments cut into pieces, short ones.
+TEST_F(GroupedLoraTest, PrefillSizedBatchesMatchTheSgmvReference) {
+  std::vector<int32_t> slots;
+  for (int t = 0; t < 40; ++t) slots.push_back(2);
+  for (int t = 0; t < 5; ++t) slots.push_back(-1);
+  for (int t = 0; t < 33; ++t) slots.push_back(0);
+  slots.push_back(1);
+  StepLayout step = layout_of(slots, true);
   expect_matches_reference(step);
 }
 
