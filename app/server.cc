@@ -27,7 +27,8 @@ double max_finite(engine::DType dtype) {
   switch (dtype) {
     case engine::DType::kF16: return 65504.0;
     case engine::DType::kBF16: return 3.3895313892515355e38;
-    case engine::DType::kF32: break;
+    case engine::DType::kF32:
+    case engine::DType::kI8: break;  // int8 is for cpu weights only; adapters stay float there
   }
   return 3.4028234663852886e38;
 }

@@ -17,6 +17,8 @@ cudaDataType cuda_type(DType t) {
       return CUDA_R_16F;
     case DType::kBF16:
       return CUDA_R_16BF;
+    case DType::kI8:  // cpu-only weights (--quantize int8); make_backend refuses it for cuda
+      break;
   }
   return CUDA_R_32F;
 }
