@@ -1,4 +1,4 @@
-// CpuBackend: float32 reference ops. OpenBLAS runs the GEMMs; everything else is loops.
+// CpuBackend: float32 reference ops. The GEMMs are ours (gemm.h, kernels picked from CPUID).
 #include "engine/backend/cpu/cpu_backend.h"
 
 #include <cblas.h>
