@@ -6,6 +6,7 @@
 
 #include "admin/admin_routes.h"
 #include "gateway/openai_routes.h"
+#include "gateway/openapi/openapi_route.h"
 
 namespace quilt::app {
 namespace {
@@ -111,6 +112,7 @@ Result<std::unique_ptr<Server>> Server::start(const ServerConfig& c) {
     s->admin_router_ = std::make_unique<gateway::Router>();
     admin::add_admin_routes(*s->admin_router_, p);
     admin::add_health_routes(*s->admin_router_, p, s->ready_);
+    gateway::add_openapi_route(*s->admin_router_);  // the document covers both ports' routes
     gateway::ServerOptions admin_http = http;
     admin_http.port = static_cast<uint16_t>(c.admin_port);
     admin_http.threads = kAdminThreads;

@@ -1,5 +1,6 @@
-// GET /openapi.json: served without a key as committed, and in step with the code: every route the
-// server registers is documented with its method, and every documented operation is routed.
+// GET /openapi.json: served without a key as committed (on the admin port too), and in step with
+// the code: every route the server registers is documented with its method, and every documented
+// operation is routed.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -85,6 +86,20 @@ TEST_F(OpenApiServerTest, ServedWithoutAKeyAsCommitted) {
   EXPECT_EQ(r.header("content-type").rfind("application/json", 0), 0u);
   EXPECT_EQ(r.body, std::string(gateway::openapi_document()));
   EXPECT_EQ(call("POST", "/openapi.json", "").status, 405);
+}
+
+// With --admin-port the admin routes move there; the document (which covers both) is on both.
+class OpenApiAdminPortTest : public ServerTest {
+ protected:
+  void configure(app::ServerConfig& c) override { c.admin_port = 0; }
+};
+
+TEST_F(OpenApiAdminPortTest, ServedOnBothPorts) {
+  EXPECT_EQ(call("GET", "/openapi.json", "").status, 200);
+  HttpConnection admin(server_->admin_port());
+  const HttpResponse r = admin.request("GET", "/openapi.json", "", {});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, std::string(gateway::openapi_document()));
 }
 
 }  // namespace
