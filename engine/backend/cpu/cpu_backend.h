@@ -86,8 +86,8 @@ class CpuBackend final : public Backend {
   std::vector<kernels::sgmv::LoraModuleRef> lora_modules_;
 
   // Dense host copies of resident adapter matrices for the grouped LoRA GEMMs (cpu_lora.cc):
-  // stacked A's of a fused shrink ([Σ rank, in]) and one scale·B ([out, rank]) per projection,
-  // built at first use and dropped whenever pages or tables are written.
+  // stacked A's of a fused shrink ([Σ rank, in]) and one Bᵀ ([rank, out]) per projection, built
+  // at first use and dropped whenever pages or tables are written.
   struct DenseLora {
     std::vector<float> w;
     int64_t rows = 0;
@@ -95,7 +95,7 @@ class CpuBackend final : public Backend {
   };
   const DenseLora& dense_a(int32_t slot, int32_t layer, std::span<const int32_t> projs,
                            int64_t in_dim);
-  const DenseLora& dense_b(int32_t slot, int32_t layer, int32_t proj, int64_t out_dim);
+  const DenseLora& dense_bt(int32_t slot, int32_t layer, int32_t proj, int64_t out_dim);
   std::unordered_map<uint64_t, DenseLora> lora_dense_;  // node-based: references stay valid
 };
 

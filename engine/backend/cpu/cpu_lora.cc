@@ -1,7 +1,7 @@
 // CpuBackend's LoRA ops grouped by adapter: for each segment of the step's tokens that share an
 // adapter slot, shrink is one GEMM [n × in]·Aᵀ with the A's of the fused projections stacked
-// (q, k, v: one call) and expand one GEMM [n × r]·(scale·B)ᵀ per projection (cpu::gemm), on dense
-// host copies of the adapter's matrices gathered from the paged pool at first use (dropped whenever
+// (q, k, v: one call, cpu::gemm) and expand a vectorized sum of the rank rows of Bᵀ into each
+// output row (simd.h; K = rank is too short for a GEMM's dot products), on dense host copies of the adapter's matrices gathered from the paged pool at first use (dropped whenever
 // pages or tables are written). In prefill-sized batches the segments (cut to at most
 // kRowsPerTask tokens) run in parallel on cpu::pool(), each task's GEMM on its own thread. kernels/sgmv/sgmv_cpu.cc stays the contract's
 // reference; the results agree with it to float rounding.
@@ -12,6 +12,7 @@
 
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/backend/cpu/gemm.h"
+#include "engine/backend/cpu/simd.h"
 #include "engine/backend/cpu/thread_pool.h"
 
 namespace quilt::engine {
@@ -76,6 +77,35 @@ std::vector<Run> lora_runs(const kernels::sgmv::LoraBatch& b) {
   return runs;
 }
 
+// y[t, :n] += Σ_j (v[t, j] · scale) · bt[j, :n] for t < rows, j ascending as the SGMV reference
+// sums; W output columns at a time held in a register across j (a GEMM with K = rank would reduce
+// across lanes per output instead).
+template <int W>
+QUILT_SIMD_INLINE void expand_rows_impl(const float* v, int64_t v_stride, int64_t rows,
+                                        int64_t rank, float scale, const float* bt, int64_t n,
+                                        float* y, int64_t y_stride) {
+  using V = cpu::Vec<W>;
+  for (int64_t t = 0; t < rows; ++t) {
+    float* yr = y + t * y_stride;
+    const float* vr = v + t * v_stride;
+    int64_t c = 0;
+    for (; c + W <= n; c += W) {
+      V acc;
+      cpu::load<W>(acc, yr + c);
+      for (int64_t j = 0; j < rank; ++j) {
+        V b;
+        cpu::load<W>(b, bt + j * n + c);
+        acc += (vr[j] * scale) * b;
+      }
+      __builtin_memcpy(yr + c, &acc, sizeof(acc));
+    }
+    for (; c < n; ++c) {
+      for (int64_t j = 0; j < rank; ++j) yr[c] += (vr[j] * scale) * bt[j * n + c];
+    }
+  }
+}
+QUILT_SIMD_DISPATCH(expand_rows)
+
 uint64_t lora_key(int32_t slot, int32_t layer, uint32_t what) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(slot)) << 40) |
          (static_cast<uint64_t>(static_cast<uint32_t>(layer)) << 16) | what;
@@ -103,20 +133,16 @@ const CpuBackend::DenseLora& CpuBackend::dense_a(int32_t slot, int32_t layer,
   return d;
 }
 
-const CpuBackend::DenseLora& CpuBackend::dense_b(int32_t slot, int32_t layer, int32_t proj,
-                                                  int64_t out_dim) {
+const CpuBackend::DenseLora& CpuBackend::dense_bt(int32_t slot, int32_t layer, int32_t proj,
+                                                   int64_t out_dim) {
   auto [it, added] = lora_dense_.try_emplace(lora_key(slot, layer, static_cast<uint32_t>(proj + 1)));
   DenseLora& d = it->second;
   if (!added) return d;
   const kernels::sgmv::LoraModuleRef& m = lora_weights().module(slot, layer, proj);
-  d.rows = out_dim;
+  d.rows = m.rank;
   if (m.rank <= 0) return d;
-  std::vector<float> bt(static_cast<size_t>(m.rank) * out_dim);
-  gather_matrix(lora_weights(), m.bt_pages, m.rank, out_dim, bt.data());
-  d.w.resize(static_cast<size_t>(m.rank) * out_dim);  // B [out, rank] = scale · (Bᵀ)ᵀ
-  for (int64_t n = 0; n < out_dim; ++n) {
-    for (int64_t j = 0; j < m.rank; ++j) d.w[n * m.rank + j] = m.scale * bt[j * out_dim + n];
-  }
+  d.w.resize(static_cast<size_t>(m.rank) * out_dim);
+  gather_matrix(lora_weights(), m.bt_pages, m.rank, out_dim, d.w.data());
   return d;
 }
 
@@ -178,7 +204,7 @@ Status CpuBackend::lora_expand(std::span<const Tensor> v, int32_t layer,
   const size_t np = slices.size();
   std::vector<const DenseLora*> b(runs.size() * np);  // built here: the parallel part only reads
   for (size_t i = 0; i < runs.size(); ++i) {
-    for (size_t p = 0; p < np; ++p) b[i * np + p] = &dense_b(runs[i].slot, layer, slices[p].proj, slices[p].cols);
+    for (size_t p = 0; p < np; ++p) b[i * np + p] = &dense_bt(runs[i].slot, layer, slices[p].proj, slices[p].cols);
   }
   const auto w = lora_weights();
   for_runs(static_cast<int64_t>(runs.size()), batch.num_tokens, [&](int64_t begin, int64_t end) {
@@ -186,13 +212,12 @@ Status CpuBackend::lora_expand(std::span<const Tensor> v, int32_t layer,
       const Run& r = runs[i];
       for (size_t p = 0; p < np; ++p) {
         const ProjectionSlice& s = slices[p];
-        const int32_t full_rank = w.module(r.slot, layer, s.proj).rank;
-        const int64_t rank = std::min<int64_t>(full_rank, max_rank);
+        const kernels::sgmv::LoraModuleRef& m = w.module(r.slot, layer, s.proj);
+        const int64_t rank = std::min<int64_t>(m.rank, max_rank);
         if (rank <= 0) continue;
-        // y[t, col:col+cols] += v[t, :rank] · (scale · B[:, :rank])ᵀ
-        cpu::gemm_f32_serial(r.t1 - r.t0, s.cols, rank, v[p].as<float>() + r.t0 * max_rank,
-                             max_rank, b[i * np + p]->w.data(), full_rank,
-                             y.as<float>() + r.t0 * y.cols + s.col, y.cols, 1.0f);
+        expand_rows(v[p].as<float>() + r.t0 * max_rank, max_rank, int64_t{r.t1 - r.t0}, rank, m.scale,
+                    static_cast<const float*>(b[i * np + p]->w.data()), s.cols,
+                    y.as<float>() + r.t0 * y.cols + s.col, y.cols);
       }
     }
   });
