@@ -188,14 +188,22 @@ void packed_block(const GemmBlock& b) {
       panel_tile<Ops, 5>, panel_tile<Ops, 6>, panel_tile<Ops, 7>,  panel_tile<Ops, 8>,
       panel_tile<Ops, 9>, panel_tile<Ops, 10>, panel_tile<Ops, 11>, panel_tile<Ops, 12>};
   constexpr int64_t P = panel_width<Ops>();
+  // K in chunks of kKChunk: a panel's chunk (P x kKChunk floats) and an x tile's stay in L1 while
+  // the x tiles pass; each later chunk adds to out (the scales distribute over the sum).
+  constexpr int64_t kKChunk = 256;
   const float* w = static_cast<const float*>(b.w);
-  for (int64_t n = 0; n < b.N; n += P) {
-    const int64_t ncols = b.N - n < P ? b.N - n : P;
-    const float* sc = b.scales != nullptr ? b.scales + n : nullptr;
-    for (int64_t m = 0; m < b.M; m += Ops::kPackMR) {
-      const int mr = b.M - m < Ops::kPackMR ? static_cast<int>(b.M - m) : Ops::kPackMR;
-      fns[mr - 1](b.x + m * b.ldx, b.ldx, w + n * b.K, b.K, ncols, sc, b.out + m * b.ldo + n,
-                  b.ldo, b.beta);
+  for (int64_t k0 = 0; k0 < b.K; k0 += kKChunk) {
+    const int64_t kc = b.K - k0 < kKChunk ? b.K - k0 : kKChunk;
+    const float beta = k0 == 0 ? b.beta : 1.f;
+    for (int64_t n = 0; n < b.N; n += P) {
+      const int64_t ncols = b.N - n < P ? b.N - n : P;
+      const float* sc = b.scales != nullptr ? b.scales + n : nullptr;
+      const float* panel = w + n * b.K + k0 * P;
+      for (int64_t m = 0; m < b.M; m += Ops::kPackMR) {
+        const int mr = b.M - m < Ops::kPackMR ? static_cast<int>(b.M - m) : Ops::kPackMR;
+        fns[mr - 1](b.x + m * b.ldx + k0, b.ldx, panel, kc, ncols, sc, b.out + m * b.ldo + n,
+                    b.ldo, beta);
+      }
     }
   }
 }
