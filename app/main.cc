@@ -15,7 +15,11 @@
 
 namespace {
 
-// "quilt serve" for an error in serve's flags: the chain of commands CLI11 had entered.
+// The deepest command CLI11 had entered, and its path ("quilt serve") for messages.
+const CLI::App& deepest(const CLI::App& app) {
+  for (const CLI::App* sub : app.get_subcommands()) return deepest(*sub);
+  return app;
+}
 std::string command_path(const CLI::App& app) {
   std::string path = app.get_name();
   for (const CLI::App* sub : app.get_subcommands()) return path + " " + command_path(*sub);
@@ -53,8 +57,15 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);  // --help, --version
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "%s: %s\nRun `%s --help` for more information.\n", command_path(app).c_str(), e.what(),
-                 command_path(app).c_str());
+    const std::string path = command_path(app);
+    std::string message = e.what();
+    // "quilt bogus": CLI11 reports the missing subcommand; the word it did not know says more.
+    const CLI::App& last = deepest(app);
+    if (const auto rest = last.remaining(); !rest.empty() && last.get_require_subcommand_min() > 0 &&
+                                             last.get_subcommands().empty() && rest[0][0] != '-') {
+      message = "unknown command '" + rest[0] + "'";
+    }
+    std::fprintf(stderr, "%s: %s\nRun `%s --help` for more information.\n", path.c_str(), message.c_str(), path.c_str());
     return 2;
   }
   return chosen ? chosen() : 2;

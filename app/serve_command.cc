@@ -10,8 +10,11 @@
 #include <cstring>
 #include <filesystem>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -31,7 +34,38 @@ namespace {
 struct ServeOptions {
   std::vector<std::pair<std::string, CLI::Option*>> given;
   std::vector<std::string> values;  // one per setting; reserved up front, CLI11 holds pointers
+  std::string config_file;          // --config
 };
+
+// The settings to apply, by name: the config file's, then the command line's over them.
+// Returns an error naming the file or the setting, or "".
+std::string collect_settings(const ServeOptions& options, std::map<std::string, std::string>& out) {
+  if (!options.config_file.empty()) {
+    std::vector<CLI::ConfigItem> items;
+    try {
+      std::ifstream in(options.config_file);
+      if (!in) return "--config: cannot read '" + options.config_file + "'";
+      items = JsonOrTomlConfig().from_config(in);
+    } catch (const CLI::Error& e) {
+      return options.config_file + ": " + e.what();
+    }
+    for (const CLI::ConfigItem& item : items) {
+      if (item.name == "++" || item.name == "--") continue;  // TOML section markers
+      const bool known = std::any_of(options.given.begin(), options.given.end(),
+                                     [&](const auto& g) { return g.first == item.name; });
+      // Settings at the top level, or in a [serve] section.
+      const bool placed = item.parents.empty() || (item.parents.size() == 1 && item.parents[0] == "serve");
+      if (!known || !placed) return options.config_file + ": unknown setting '" + item.fullname() + "'";
+      std::string value;
+      for (const std::string& v : item.inputs) value += (value.empty() ? "" : ",") + v;
+      out[item.name] = value;
+    }
+  }
+  for (const auto& [name, option] : options.given) {
+    if (option->count() > 0) out[name] = option->as<std::string>();
+  }
+  return "";
+}
 
 int fail(const std::string& what, const Status& s) {
   std::fprintf(stderr, "quilt serve: %s: %s\n", what.c_str(), s.message().c_str());
@@ -68,13 +102,15 @@ void save_generated_admin_key(const std::filesystem::path& data_dir, const std::
 int serve(const ServeOptions& options) {
   tune_allocator();  // before any thread starts
   ServeFlags f;
-  for (const auto& [name, option] : options.given) {
-    if (option->count() == 0) continue;
-    const std::string err = apply_serve_setting(f, name, option->as<std::string>());
-    if (!err.empty()) {
-      std::fprintf(stderr, "quilt serve: %s\n", err.c_str());
-      return 2;
-    }
+  std::map<std::string, std::string> settings;
+  std::string err = collect_settings(options, settings);
+  for (const ServeSetting& s : serve_settings()) {
+    if (!err.empty()) break;
+    if (auto it = settings.find(s.name); it != settings.end()) err = apply_serve_setting(f, s.name, it->second);
+  }
+  if (!err.empty()) {
+    std::fprintf(stderr, "quilt serve: %s\n", err.c_str());
+    return 2;
   }
   log::configure(f.log_level, f.log_format);
   // Signals are taken by sigwait below; every thread started from here on inherits the mask.
@@ -156,9 +192,9 @@ void add_serve_command(CLI::App& root, Runner& chosen) {
     o->type_name(s.type);
     options->given.emplace_back(s.name, o);
   }
-  cmd->config_formatter(std::make_shared<JsonOrTomlConfig>());
-  cmd->set_config("--config", "", "read settings from FILE (JSON, or TOML/INI)")->type_name("FILE");
-  cmd->allow_config_extras(CLI::config_extras_mode::error);
+  // Read by collect_settings, not by CLI11's own --config: CLI11 2.1 reads config files for the
+  // top-level command only.
+  cmd->add_option("--config", options->config_file, "read settings from FILE (JSON, or TOML/INI)")->type_name("FILE");
   cmd->callback([options, &chosen] { chosen = [options] { return serve(*options); }; });
 }
 
