@@ -127,6 +127,11 @@ TEST_F(BadStartTest, EveryBadStartExitsNonZeroWithAMessage) {
       "yarn-model", "rope_scaling", "{\"rope_type\": \"yarn\", \"factor\": 4.0}");
   const std::string bad_partial = with_config_field("partial-model", "partial_rotary_factor", "0.75");
 
+  const std::string bad_config = (dir_ / "bad-config.json").string();
+  std::ofstream(bad_config) << R"({"max-loras": 0})";
+  const std::string unknown_config = (dir_ / "unknown-config.toml").string();
+  std::ofstream(unknown_config) << "max-lora = 4\n";
+
   const std::vector<Case> cases = {
       {"missing model dir", {"--model", "{dir}/no-such-model"}, "no-such-model"},
       {"adapter folder as model", {"--model", source_path("examples/adapters/support-bot")}, "support-bot"},
@@ -140,6 +145,14 @@ TEST_F(BadStartTest, EveryBadStartExitsNonZeroWithAMessage) {
       {"architecture refused", {"--model", bad_arch}, "'DeepseekV3ForCausalLM' is not supported"},
       {"rope type refused", {"--model", bad_rope}, "rope_scaling.rope_type 'yarn' is not supported"},
       {"partial rotary refused", {"--model", bad_partial}, "partial_rotary_factor 0.75"},
+      // The command line itself (CLI11): --flag=value checked like --flag value, unknown flags and
+      // config files named.
+      {"bad value as --flag=value", {"--max-waiting=many"}, "max-waiting: expected a non-negative integer, got 'many'"},
+      {"unknown flag", {"--no-such-flag", "1"}, "--no-such-flag"},
+      {"flag without its value", {"--model"}, "--model"},
+      {"missing config file", {"--config", "{dir}/none.json"}, "none.json"},
+      {"bad value in the config file", {"--config", bad_config}, "max-loras: must be in [1, 65536]"},
+      {"unknown setting in the config file", {"--config", unknown_config}, "unknown setting 'max-lora'"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args;
