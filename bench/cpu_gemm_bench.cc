@@ -64,8 +64,12 @@ int main(int argc, char** argv) {
   std::vector<char> a(big, 1), b(big, 2);
   const double mt = time_call([&] { std::memcpy(b.data(), a.data(), big); }, 1.0);
   const double memcpy_gbs = 2.0 * big / mt / 1e9;
-  std::printf("# cpu_gemm_bench: kernels %s, %d threads; memcpy %.1f GB/s (read + write)\n\n",
-              isa.c_str(), num_threads(), memcpy_gbs);
+  // The pool's cost for one parallel region (what a GEMM split across threads pays on top).
+  const double region_s = time_call(
+      [&] { pool().parallel_for(num_threads(), 1, [](int64_t, int64_t) {}); }, 0.5);
+  std::printf("# cpu_gemm_bench: kernels %s, %d threads; memcpy %.1f GB/s (read + write); "
+              "an empty parallel_for %.1f us\n\n",
+              isa.c_str(), num_threads(), memcpy_gbs, region_s * 1e6);
 
   const Shape shapes[] = {{"qkv 576->960", 960, 576},
                           {"o 576->576", 576, 576},
