@@ -1,8 +1,6 @@
 // CpuBackend: float32 reference ops. The GEMMs are ours (gemm.h, kernels picked from CPUID).
 #include "engine/backend/cpu/cpu_backend.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
