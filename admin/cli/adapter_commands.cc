@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -73,8 +74,8 @@ int push(const Push& s) {
   if (s.client.json) std::fprintf(stderr, "sha256 %s (computed locally)\n", sha->c_str());
   return print_result(s.client, r, [&](const json& v) {
     json shown = v;
-    shown["sha256"] = *sha;
-    return format_object(shown);
+    shown["local_sha256"] = *sha;
+    return format_object(shown, {"created"});
   });
 }
 
@@ -86,8 +87,9 @@ const std::vector<Column> kAdapterColumns = {
 
 const std::vector<Column> kVersionColumns = {
     {"VERSION", "version"}, {"RANK", "rank"},       {"TARGET_MODULES", "target_modules"},
-    {"BYTES", "bytes"},     {"STAGED", "staged"},   {"SHA256", "sha256"},
-    {"CREATED", "created"}, {"METADATA", "metadata"},
+    {"BYTES", "bytes"},     {"STAGED", "staged"},   {"LIVE_SHARE", "live_share"},
+    {"UPLOADED_BY", "uploaded_by"}, {"SHA256", "sha256"},
+    {"CREATED", "created", true}, {"METADATA", "metadata"},
 };
 
 struct List {
@@ -114,16 +116,19 @@ struct Show {
   std::string name;
 };
 
+// One adapter: its fields, then a table of its versions.
+std::string format_adapter(const json& a) {
+  json head = json::object();
+  for (const auto& [key, value] : a.items()) {
+    if (key != "versions" && key != "resident") head[key] = value;
+  }
+  head["resident"] = residency(a);
+  return format_object(head) + "\n" + format_table(kVersionColumns, a.value("versions", json::array()));
+}
+
 int show(const Show& s) {
   CallResult r = call(s.client, "GET", adapter_path(s.name));
-  return print_result(s.client, r, [](const json& a) {
-    json head = json::object();
-    for (const auto& [key, value] : a.items()) {
-      if (key != "versions" && key != "resident") head[key] = value;
-    }
-    head["resident"] = residency(a);
-    return format_object(head) + "\n" + format_table(kVersionColumns, a.value("versions", json::array()));
-  });
+  return print_result(s.client, r, format_adapter);
 }
 
 struct VersionAction {
@@ -135,7 +140,34 @@ struct VersionAction {
 
 int version_action(const VersionAction& s) {
   CallResult r = call(s.client, "POST", adapter_path(s.name) + "/" + s.action, {{"version", s.version}});
-  return print_result(s.client, r, [](const json& v) { return format_object(v); });
+  return print_result(s.client, r, [](const json& v) {
+    return v.contains("versions") ? format_adapter(v) : format_object(v);
+  });
+}
+
+struct Split {
+  ClientOptions client;
+  std::string name;
+  std::vector<std::string> shares;  // VERSION=SHARE
+};
+
+int split(const Split& s) {
+  json shares = json::object();
+  for (const std::string& vs : s.shares) {
+    const size_t eq = vs.find('=');
+    char* end = nullptr;
+    const std::string version = vs.substr(0, eq == std::string::npos ? 0 : eq);
+    const double share = eq == std::string::npos ? -1 : std::strtod(vs.c_str() + eq + 1, &end);
+    if (version.empty() || version.find_first_not_of("0123456789") != std::string::npos || !end || *end != '\0' ||
+        end == vs.c_str() + eq + 1 || share < 0) {
+      return usage_error("'" + vs + "': expected VERSION=SHARE, e.g. 3=0.9");
+    }
+    shares[version] = share;
+  }
+  CallResult r = call(s.client, "PUT", adapter_path(s.name) + "/live", {{"split", shares}});
+  return print_result(s.client, r, [](const json& v) {
+    return v.contains("versions") ? format_adapter(v) : format_object(v);
+  });
 }
 
 struct NameAction {
@@ -190,6 +222,13 @@ void add_adapter_commands(CLI::App& root, Chosen& chosen) {
                            s, chosen, version_action);
     c->add_option("name", s->name, "the adapter's name")->required();
     c->add_option("version", s->version, "the version number")->required()->check(CLI::PositiveNumber);
+  }
+  {
+    auto s = std::make_shared<Split>();
+    CLI::App* c = add_leaf(adapters, "split", "a canary: traffic shared between live versions (3=0.9 4=0.1)", s,
+                           chosen, split);
+    c->add_option("name", s->name, "the adapter's name")->required();
+    c->add_option("shares", s->shares, "VERSION=SHARE for each version that takes traffic")->required();
   }
   {
     auto s = std::make_shared<NameAction>();

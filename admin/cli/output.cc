@@ -2,6 +2,7 @@
 #include "admin/cli/output.h"
 
 #include <algorithm>
+#include <ctime>
 
 namespace quilt::admin::cli {
 
@@ -16,6 +17,16 @@ std::string cell_text(const json& v) {
     return out.empty() ? "-" : out;
   }
   return v.dump();
+}
+
+std::string time_text(const json& v) {
+  if (!v.is_number_integer() || v.get<int64_t>() <= 0) return cell_text(v);
+  const std::time_t t = static_cast<std::time_t>(v.get<int64_t>());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
 }
 
 json value_at(const json& row, const std::string& path) {
@@ -43,7 +54,10 @@ std::string format_table(const std::vector<Column>& columns, const json& rows) {
   for (const Column& c : shown) cells.back().push_back(c.header);
   for (const json& r : rows) {
     cells.emplace_back();
-    for (const Column& c : shown) cells.back().push_back(cell_text(value_at(r, c.path)));
+    for (const Column& c : shown) {
+      const json v = value_at(r, c.path);
+      cells.back().push_back(c.time ? time_text(v) : cell_text(v));
+    }
   }
   std::vector<size_t> width(shown.size(), 0);
   for (const auto& line : cells) {
@@ -61,12 +75,13 @@ std::string format_table(const std::vector<Column>& columns, const json& rows) {
   return out;
 }
 
-std::string format_object(const json& object) {
+std::string format_object(const json& object, const std::vector<std::string>& times) {
   size_t width = 0;
   for (const auto& [key, value] : object.items()) width = std::max(width, key.size());
   std::string out;
   for (const auto& [key, value] : object.items()) {
-    out += key + std::string(width - key.size() + 2, ' ') + cell_text(value) + "\n";
+    const bool time = std::find(times.begin(), times.end(), key) != times.end();
+    out += key + std::string(width - key.size() + 2, ' ') + (time ? time_text(value) : cell_text(value)) + "\n";
   }
   return out;
 }

@@ -16,7 +16,11 @@ namespace quilt::admin::cli {
 struct Column {
   std::string header;
   std::string path;
+  bool time = false;  // unix seconds, shown as UTC "2026-12-02 14:05:09"
 };
+
+// Unix seconds as "YYYY-MM-DD HH:MM:SS" UTC; anything else (null, 0, text) as cell_text has it.
+std::string time_text(const nlohmann::json& v);
 
 // One JSON value as a table cell: strings as they are, null as "-", arrays joined with ",",
 // objects as compact JSON.
@@ -29,8 +33,9 @@ nlohmann::json value_at(const nlohmann::json& row, const std::string& path);
 // has are left out (a field an older server does not send), unless there are no rows at all.
 std::string format_table(const std::vector<Column>& columns, const nlohmann::json& rows);
 
-// An object as "key  value" lines, keys padded to the longest.
-std::string format_object(const nlohmann::json& object);
+// An object as "key  value" lines, keys padded to the longest; the keys named in `times` as
+// time_text.
+std::string format_object(const nlohmann::json& object, const std::vector<std::string>& times = {});
 
 // "[#######      ]  58%  1.2 / 2.0 MiB" redrawn in place on `out`; finish() ends the line.
 class ProgressBar {

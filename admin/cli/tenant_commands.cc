@@ -19,7 +19,7 @@ const std::vector<Column> kTenantColumns = {
     {"MAX_CONCURRENT", "limits/max_concurrent"},
     {"REQUESTS/MIN", "limits/requests_per_minute"},
     {"TOKENS/MIN", "limits/tokens_per_minute"},
-    {"CREATED", "created"},
+    {"CREATED", "created", true},
 };
 
 struct TenantCreate {
@@ -68,8 +68,9 @@ int tenant_delete(const TenantDelete& s) {
 }
 
 const std::vector<Column> kKeyColumns = {
-    {"KEY_ID", "key_id"},       {"NAME", "name"},       {"SCOPE", "scope"},
-    {"CREATED", "created"},     {"EXPIRES_AT", "expires_at"}, {"LAST_USED", "last_used"},
+    {"KEY_ID", "key_id"},           {"NAME", "name"},
+    {"SCOPE", "scope"},             {"CREATED", "created", true},
+    {"EXPIRES_AT", "expires_at", true}, {"LAST_USED", "last_used", true},
 };
 
 struct KeyCreate {
@@ -91,7 +92,7 @@ int key_create(const KeyCreate& s) {
   return print_result(s.client, r, [&](const json& k) {
     if (s.quiet) return cell_text(k.value("key", json())) + "\n";
     std::fprintf(stderr, "quilt: the key is shown once; the server keeps only its hash\n");
-    return format_object(k);
+    return format_object(k, {"created", "expires_at", "last_used"});
   });
 }
 

@@ -116,6 +116,13 @@ TEST_F(CliEndToEndTest, TenantKeysAdaptersUsageAndDeletion) {
   QuiltRun table = quilt({"adapters", "list"});
   EXPECT_TRUE(std::regex_search(table.out, std::regex("\nsql-writer +" + id + " +false +2 "))) << table;
 
+  // A canary split between the two, then bad shares refused before any request.
+  json split = quilt_json({"adapters", "split", "sql-writer", "1=0.25", "2=0.75"});
+  EXPECT_EQ(split["live"], json::parse(R"({"1": 0.25, "2": 0.75})")) << split;
+  QuiltRun bad_split = quilt({"adapters", "split", "sql-writer", "2"});
+  EXPECT_EQ(bad_split.code, 2) << bad_split;
+  EXPECT_TRUE(has(bad_split.err, "expected VERSION=SHARE")) << bad_split;
+
   // The tenant calls it; rollback makes version 1 live again; show lists both versions.
   EXPECT_EQ(complete(key, "sql-writer"), 200);
   json rolled = quilt_json({"adapters", "rollback", "sql-writer", "1"});

@@ -34,6 +34,7 @@ TEST(CliParserTest, HelpOnEveryCommandAndSubcommand) {
       {"adapters", "show"},
       {"adapters", "activate"},
       {"adapters", "rollback"},
+      {"adapters", "split"},
       {"adapters", "evict"},
       {"adapters", "delete"},
       {"usage"},
