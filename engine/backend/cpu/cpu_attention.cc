@@ -42,8 +42,6 @@ struct AttnScratch {
   std::vector<float> scores;
 };
 
-constexpr int64_t kMaxHeadDim = 512;
-
 // o[0, HD) = Σ_p (x[p] · inv) · rows[p][0, HD), the sum in 2 · HD / W vector registers. Explicit
 // vectors (simd.h's Vec): as a plain loop nest the compiler interchanges the loops and runs the
 // p sum in scalar code.
@@ -162,7 +160,7 @@ Status CpuBackend::attention(int32_t layer, const Tensor& q, int64_t num_heads,
   if (params.scale < 0 || params.softcap < 0 || params.sliding_window < 0) {
     return Status::Internal("cpu backend: negative attention parameter");
   }
-  if (kv_heads <= 0 || num_heads % kv_heads != 0 || hd > kMaxHeadDim || q.cols < num_heads * hd ||
+  if (kv_heads <= 0 || num_heads % kv_heads != 0 || q.cols < num_heads * hd ||
       out.cols < num_heads * hd) {
     return Status::Internal("cpu backend: attention heads do not match the KV cache");
   }
