@@ -26,7 +26,7 @@ std::unique_ptr<ThreadPool> g_pool;
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
-  for (int i = 1; i < std::max(1, threads); ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 1; i < std::max(1, threads); ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -38,11 +38,21 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_chunks() {
+bool ThreadPool::run_one(uint32_t gen) {
+  uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
-    const int64_t begin = next_.fetch_add(chunk_, std::memory_order_relaxed);
-    if (begin >= n_) return;
-    (*fn_)(begin, std::min(n_, begin + chunk_));
+    if (static_cast<uint32_t>(s >> 32) != gen) return false;
+    const int64_t index = static_cast<int64_t>(s & 0xffffffffu);
+    if (index >= num_chunks_.load(std::memory_order_relaxed)) return false;
+    if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
+                                     std::memory_order_acquire)) {
+      const int64_t chunk = chunk_.load(std::memory_order_relaxed);
+      const int64_t begin = index * chunk;
+      (*fn_.load(std::memory_order_relaxed))(begin,
+                                             std::min(n_.load(std::memory_order_relaxed), begin + chunk));
+      done_.fetch_add(1, std::memory_order_release);
+      return true;
+    }
   }
 }
 
@@ -55,39 +65,44 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     fn(0, n);
     return;
   }
-  // A few chunks per thread balance uneven work without much contention on next_.
+  // A few chunks per thread balance uneven work without much contention on state_.
   const int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, 4 * size());
-  fn_ = &fn;
-  n_ = n;
-  chunk_ = (n + chunks - 1) / chunks;
-  next_.store(0, std::memory_order_relaxed);
-  pending_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  const int64_t chunk = (n + chunks - 1) / chunks;
+  const int64_t num_chunks = (n + chunk - 1) / chunk;
+  fn_.store(&fn, std::memory_order_relaxed);
+  n_.store(n, std::memory_order_relaxed);
+  chunk_.store(chunk, std::memory_order_relaxed);
+  num_chunks_.store(num_chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint32_t gen = ++generation_;
   {
-    std::lock_guard lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    std::lock_guard lock(mu_);  // a worker between its check and its wait cannot miss this
+    state_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
   }
   wake_.notify_all();
-  run_chunks();
-  while (pending_workers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
-  fn_ = nullptr;
+  while (run_one(gen)) {
+  }
+  while (done_.load(std::memory_order_acquire) != num_chunks) std::this_thread::yield();
   busy_.store(false, std::memory_order_release);
 }
 
-void ThreadPool::worker_loop(int) {
-  uint64_t seen = 0;
+void ThreadPool::worker_loop() {
+  uint32_t seen = 0;
+  const auto current = [this] {
+    return static_cast<uint32_t>(state_.load(std::memory_order_acquire) >> 32);
+  };
   for (;;) {
     const auto spin_until = std::chrono::steady_clock::now() + kSpin;
-    while (generation_.load(std::memory_order_acquire) == seen &&
-           std::chrono::steady_clock::now() < spin_until) {
+    while (current() == seen && std::chrono::steady_clock::now() < spin_until) {
     }
-    if (generation_.load(std::memory_order_acquire) == seen) {
+    if (current() == seen) {
       std::unique_lock lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
+      wake_.wait(lock, [&] { return stop_ || current() != seen; });
       if (stop_) return;
     }
-    seen = generation_.load(std::memory_order_acquire);
-    run_chunks();
-    pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
+    seen = current();
+    while (run_one(seen)) {
+    }
   }
 }
 

@@ -28,21 +28,28 @@ class ThreadPool {
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
-  void worker_loop(int index);
-  void run_chunks();
+  void worker_loop();
+  // Claims and runs one chunk of job `gen`; false when none is left or the job is over.
+  bool run_one(uint32_t gen);
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_;
-  bool stop_ = false;                   // guarded by mu_
-  std::atomic<uint64_t> generation_{0}; // bumped once per parallel_for
-  std::atomic<int> pending_workers_{0}; // workers still inside the current job
-  std::atomic<bool> busy_{false};       // a parallel_for is running
-  // The current job, written before generation_ is bumped.
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0;
-  int64_t chunk_ = 1;
-  std::atomic<int64_t> next_{0};
+  bool stop_ = false;  // guarded by mu_
+  // The current job: its generation (high 32 bits) and the next chunk to claim (low 32 bits).
+  // A chunk is claimed by a compare-and-swap that also checks the generation, so a worker that
+  // wakes late can never take a chunk of a later job, and the caller waits only for chunks that
+  // were claimed, never for a worker the OS has not scheduled yet.
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int64_t> done_{0};  // chunks of the current job finished
+  std::atomic<bool> busy_{false}; // a parallel_for is running
+  // The job's parameters, written before state_ publishes its generation, stable until its last
+  // chunk is done (atomics only so that a late worker's read of a stale value is well defined).
+  std::atomic<const std::function<void(int64_t, int64_t)>*> fn_{nullptr};
+  std::atomic<int64_t> n_{0};
+  std::atomic<int64_t> chunk_{1};
+  std::atomic<int64_t> num_chunks_{0};
+  uint32_t generation_ = 0;  // the caller's
 };
 
 // The process's pool. set_num_threads (from --threads, before the first use) fixes its size; by
