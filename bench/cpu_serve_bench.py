@@ -18,6 +18,7 @@ import sys, tempfile, threading, time, uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no bench/__pycache__ in the tree
 import make_bench_model as mbm  # noqa: E402
 
 LLAMA_CPP = {"base": 85.5, "one adapter": 74.9, "8 mixed adapters": 36.9}  # issue 13, same machine
