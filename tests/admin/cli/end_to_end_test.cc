@@ -35,7 +35,9 @@ class CliEndToEndTest : public ::testing::Test {
     ASSERT_NE(server_->port(), 0) << server_->log();
   }
   void TearDown() override {
-    if (server_) EXPECT_EQ(server_->stop(), 0) << server_->log();
+    if (server_) {
+      EXPECT_EQ(server_->stop(), 0) << server_->log();
+    }
     std::filesystem::remove_all(dir_);
   }
 

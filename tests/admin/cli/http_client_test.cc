@@ -32,7 +32,9 @@ TEST(CliHttpClientTest, ParsesServerUrls) {
   for (const char* bad : {"https://x", "127.0.0.1:8080", "http://", "http://h:99999", "http://h:8o", "http://[::1"}) {
     auto b = parse_server_url(bad);
     EXPECT_FALSE(b.ok()) << bad;
-    if (!b.ok()) EXPECT_NE(b.status().message().find(bad), std::string::npos) << b.status().message();
+    if (!b.ok()) {
+      EXPECT_NE(b.status().message().find(bad), std::string::npos) << b.status().message();
+    }
   }
 }
 
