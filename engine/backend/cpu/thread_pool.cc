@@ -13,6 +13,13 @@ namespace {
 // parallel ops back to back, and a condition-variable wake-up costs tens of microseconds each.
 constexpr auto kSpin = std::chrono::microseconds(200);
 
+// Tells a hyperthreaded core that this thread is spinning, so that its sibling runs at full speed.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 int default_threads() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
@@ -82,7 +89,14 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   wake_.notify_all();
   while (run_one(gen)) {
   }
-  while (done_.load(std::memory_order_acquire) != num_chunks) std::this_thread::yield();
+  // Claimed chunks still running elsewhere: spin briefly, then give the core to whoever runs them.
+  for (int spins = 0; done_.load(std::memory_order_acquire) != num_chunks; ++spins) {
+    if (spins < 1024) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
   busy_.store(false, std::memory_order_release);
 }
 
@@ -94,6 +108,7 @@ void ThreadPool::worker_loop() {
   for (;;) {
     const auto spin_until = std::chrono::steady_clock::now() + kSpin;
     while (current() == seen && std::chrono::steady_clock::now() < spin_until) {
+      cpu_relax();
     }
     if (current() == seen) {
       std::unique_lock lock(mu_);
