@@ -49,8 +49,10 @@ bool ThreadPool::run_one(uint32_t gen) {
   uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
     if (static_cast<uint32_t>(s >> 32) != gen) return false;
-    const int64_t index = static_cast<int64_t>(s & 0xffffffffu);
-    if (index >= num_chunks_.load(std::memory_order_relaxed)) return false;
+    // The chunk count is part of the state, not a separate field: a worker late from job g must
+    // not compare g's index with the next job's count while that job is being set up.
+    const int64_t index = static_cast<int64_t>(s & 0xffffu);
+    if (index >= static_cast<int64_t>((s >> 16) & 0xffffu)) return false;
     if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
       const int64_t chunk = chunk_.load(std::memory_order_relaxed);
@@ -72,19 +74,20 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     fn(0, n);
     return;
   }
-  // A few chunks per thread balance uneven work without much contention on state_.
-  const int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, 4 * size());
+  // A few chunks per thread balance uneven work without much contention on state_ (at most
+  // 0xffff: the count and the next index share state_'s low 32 bits).
+  const int64_t chunks = std::min<int64_t>({(n + grain - 1) / grain, 4 * int64_t{size()}, 0xffff});
   const int64_t chunk = (n + chunks - 1) / chunks;
   const int64_t num_chunks = (n + chunk - 1) / chunk;
   fn_.store(&fn, std::memory_order_relaxed);
   n_.store(n, std::memory_order_relaxed);
   chunk_.store(chunk, std::memory_order_relaxed);
-  num_chunks_.store(num_chunks, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   const uint32_t gen = ++generation_;
   {
     std::lock_guard lock(mu_);  // a worker between its check and its wait cannot miss this
-    state_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
+    state_.store(static_cast<uint64_t>(gen) << 32 | static_cast<uint64_t>(num_chunks) << 16,
+                 std::memory_order_release);
   }
   wake_.notify_all();
   while (run_one(gen)) {

@@ -36,7 +36,8 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable wake_;
   bool stop_ = false;  // guarded by mu_
-  // The current job: its generation (high 32 bits) and the next chunk to claim (low 32 bits).
+  // The current job: its generation (bits 32-63), its number of chunks (16-31) and the next chunk
+  // to claim (0-15).
   // A chunk is claimed by a compare-and-swap that also checks the generation, so a worker that
   // wakes late can never take a chunk of a later job, and the caller waits only for chunks that
   // were claimed, never for a worker the OS has not scheduled yet.
@@ -48,7 +49,6 @@ class ThreadPool {
   std::atomic<const std::function<void(int64_t, int64_t)>*> fn_{nullptr};
   std::atomic<int64_t> n_{0};
   std::atomic<int64_t> chunk_{1};
-  std::atomic<int64_t> num_chunks_{0};
   uint32_t generation_ = 0;  // the caller's
 };
 
