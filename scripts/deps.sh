@@ -27,6 +27,19 @@ quilt_install_deps() {
     { $sudo apt-get update && $sudo apt-get install -y --no-install-recommends "${missing[@]}"; }
 }
 
+# The Python packages some tests drive the server with (the official openai client, schemathesis),
+# from PyPI when pip can reach it. Never fatal: those tests skip (exit 77) with a message without them.
+QUILT_PIP_PACKAGES=(openai "schemathesis>=4")
+quilt_install_python_tools() {
+  command -v python3 >/dev/null 2>&1 || return 0
+  python3 -c 'import openai, schemathesis' 2>/dev/null && return 0
+  echo "quilt: installing ${QUILT_PIP_PACKAGES[*]} from PyPI (tests skip without them)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "${QUILT_PIP_PACKAGES[@]}" >&2 ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
+      "${QUILT_PIP_PACKAGES[@]}" >&2 ||
+    echo "quilt: pip could not install them; the openai-client and schemathesis tests will skip" >&2
+}
+
 # Configures and builds into $1 with the remaining arguments passed to cmake.
 quilt_build() {
   local dir=$1

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 quilt_install_deps
+quilt_install_python_tools
 quilt_build build-test
 if quilt_has_gpu; then
   ctest --test-dir build-test --output-on-failure -j "$(nproc)"
