@@ -7,13 +7,20 @@
 #include "engine/backend/cpu/gemm_internal.h"
 
 #if defined(__x86_64__)
+#include <immintrin.h>
+// The region's functions are compiled for AVX2: GCC by its target pragma, clang (which ignores
+// that pragma; the sanitizer and fuzz builds use clang) by the same target as an attribute on
+// every function declared in the region.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
+#pragma GCC target("avx2,fma")
 // GCC 12 flags the intrinsics' own _mm*_undefined_* placeholders as uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC target("avx2,fma")
-#include <immintrin.h>
+#endif
 
 #define QUILT_GEMM_ISA avx2
 #include "engine/backend/cpu/gemm_kernel.h"
@@ -55,6 +62,10 @@ const GemmImpl kAvx2Impl = {"avx2", avx2::block<Avx2>, avx2::packed_block<Avx2>,
 
 }  // namespace quilt::engine::cpu::detail
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
+#endif
 #endif  // __x86_64__

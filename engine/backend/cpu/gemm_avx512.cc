@@ -8,13 +8,20 @@
 #include "engine/backend/cpu/gemm_internal.h"
 
 #if defined(__x86_64__)
+#include <immintrin.h>
+// The region's functions are compiled for AVX-512: GCC by its target pragma, clang (which ignores
+// that pragma; the sanitizer and fuzz builds use clang) by the same target as an attribute on
+// every function declared in the region.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma")
 // GCC 12 flags the intrinsics' own _mm*_undefined_* placeholders as uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma")
-#include <immintrin.h>
+#endif
 
 #define QUILT_GEMM_ISA avx512
 #include "engine/backend/cpu/gemm_kernel.h"
@@ -51,6 +58,10 @@ const GemmImpl kAvx512Impl = {"avx512", avx512::block<Avx512>, avx512::packed_bl
 
 }  // namespace quilt::engine::cpu::detail
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
+#endif
 #endif  // __x86_64__
