@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace quilt::gateway {
@@ -49,6 +50,36 @@ class ResponseWriter {
   // Called once (on a connection thread) if the client goes away before the response is done.
   virtual void on_disconnect(std::function<void()> callback) = 0;
   virtual bool connected() const = 0;
+};
+
+// A writer that passes everything on to `inner`, letting a subclass see the status and add headers
+// as the response starts (metrics, rate-limit headers).
+class ForwardingWriter : public ResponseWriter {
+ public:
+  explicit ForwardingWriter(std::shared_ptr<ResponseWriter> inner) : inner_(std::move(inner)) {}
+  void send(int status, const std::string& content_type, std::string body,
+            std::vector<std::pair<std::string, std::string>> headers = {}) final {
+    on_start(status, headers);
+    inner_->send(status, content_type, std::move(body), std::move(headers));
+  }
+  void start_stream(int status, const std::string& content_type,
+                    std::vector<std::pair<std::string, std::string>> headers = {}) final {
+    on_start(status, headers);
+    inner_->start_stream(status, content_type, std::move(headers));
+  }
+  bool write_chunk(std::string data) final { return inner_->write_chunk(std::move(data)); }
+  void end_stream() final { inner_->end_stream(); }
+  void on_disconnect(std::function<void()> callback) final {
+    inner_->on_disconnect(std::move(callback));
+  }
+  bool connected() const final { return inner_->connected(); }
+
+ protected:
+  // Called once, as the response (whole or streamed) starts.
+  virtual void on_start(int status, std::vector<std::pair<std::string, std::string>>& headers) = 0;
+
+ private:
+  std::shared_ptr<ResponseWriter> inner_;
 };
 
 using Handler = std::function<void(HttpRequest&, std::shared_ptr<ResponseWriter>)>;

@@ -19,30 +19,15 @@ namespace {
 using nlohmann::json;
 
 // Forwards to the real writer and counts the status once.
-class MeteredWriter final : public ResponseWriter {
+class MeteredWriter final : public ForwardingWriter {
  public:
   MeteredWriter(std::shared_ptr<ResponseWriter> inner, Metrics& m, std::string route)
-      : inner_(std::move(inner)), metrics_(m), route_(std::move(route)) {}
-  void send(int status, const std::string& type, std::string body,
-            std::vector<std::pair<std::string, std::string>> headers) override {
-    count(status);
-    inner_->send(status, type, std::move(body), std::move(headers));
-  }
-  void start_stream(int status, const std::string& type,
-                    std::vector<std::pair<std::string, std::string>> headers) override {
-    count(status);
-    inner_->start_stream(status, type, std::move(headers));
-  }
-  bool write_chunk(std::string data) override { return inner_->write_chunk(std::move(data)); }
-  void end_stream() override { inner_->end_stream(); }
-  void on_disconnect(std::function<void()> cb) override { inner_->on_disconnect(std::move(cb)); }
-  bool connected() const override { return inner_->connected(); }
+      : ForwardingWriter(std::move(inner)), metrics_(m), route_(std::move(route)) {}
 
  private:
-  void count(int status) {
+  void on_start(int status, std::vector<std::pair<std::string, std::string>>&) override {
     metrics_.add("quilt_http_requests_total", {{"route", route_}, {"status", std::to_string(status)}});
   }
-  std::shared_ptr<ResponseWriter> inner_;
   Metrics& metrics_;
   std::string route_;
 };

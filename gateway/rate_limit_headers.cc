@@ -8,33 +8,18 @@ namespace quilt::gateway {
 namespace {
 
 // Forwards to the real writer, adding the headers as the response starts.
-class RateLimitWriter final : public ResponseWriter {
+class RateLimitWriter final : public ForwardingWriter {
  public:
   RateLimitWriter(Platform& p, tenants::Tenant tenant, std::shared_ptr<ResponseWriter> inner)
-      : p_(p), tenant_(std::move(tenant)), inner_(std::move(inner)) {}
-  void send(int status, const std::string& type, std::string body,
-            std::vector<std::pair<std::string, std::string>> headers) override {
-    add(headers);
-    inner_->send(status, type, std::move(body), std::move(headers));
-  }
-  void start_stream(int status, const std::string& type,
-                    std::vector<std::pair<std::string, std::string>> headers) override {
-    add(headers);
-    inner_->start_stream(status, type, std::move(headers));
-  }
-  bool write_chunk(std::string data) override { return inner_->write_chunk(std::move(data)); }
-  void end_stream() override { inner_->end_stream(); }
-  void on_disconnect(std::function<void()> cb) override { inner_->on_disconnect(std::move(cb)); }
-  bool connected() const override { return inner_->connected(); }
+      : ForwardingWriter(std::move(inner)), p_(p), tenant_(std::move(tenant)) {}
 
  private:
-  void add(std::vector<std::pair<std::string, std::string>>& headers) {
+  void on_start(int, std::vector<std::pair<std::string, std::string>>& headers) override {
     for (auto& h : rate_limit_headers(p_.limiter->headroom(tenant_.id, tenant_.limits)))
       headers.push_back(std::move(h));
   }
   Platform& p_;
   const tenants::Tenant tenant_;
-  std::shared_ptr<ResponseWriter> inner_;
 };
 
 }  // namespace
