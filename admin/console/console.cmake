@@ -14,6 +14,7 @@ add_custom_command(
   COMMAND ${CMAKE_COMMAND} -DSRC_DIR=${QUILT_CONSOLE_DIR} -DFILES=${QUILT_CONSOLE_ASSET_LIST}
           -DOUT=${QUILT_CONSOLE_GENERATED} -P ${QUILT_CONSOLE_DIR}/embed_assets.cmake
   DEPENDS ${QUILT_CONSOLE_ASSET_PATHS} ${QUILT_CONSOLE_DIR}/embed_assets.cmake
+          ${PROJECT_SOURCE_DIR}/cmake/write_if_changed.cmake
   COMMENT "Embedding the web console's assets"
   VERBATIM)
 target_sources(quilt_admin PRIVATE ${QUILT_CONSOLE_DIR}/console_routes.cc ${QUILT_CONSOLE_GENERATED})

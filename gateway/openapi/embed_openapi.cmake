@@ -13,11 +13,5 @@ set(body "// Generated from gateway/openapi/openapi.json by embed_openapi.cmake:
 string(APPEND body "#include \"gateway/openapi/openapi_route.h\"\n\nnamespace quilt::gateway {\n\n")
 string(APPEND body "std::string_view openapi_document() {\n  static constexpr std::string_view kDoc = R\"quilt_openapi(")
 string(APPEND body "${doc})quilt_openapi\";\n  return kDoc;\n}\n\n}  // namespace quilt::gateway\n")
-# Only touch the output when it changed, so an unrelated rebuild does not recompile it.
-if(EXISTS "${OUT}")
-  file(READ "${OUT}" old)
-  if(old STREQUAL body)
-    return()
-  endif()
-endif()
-file(WRITE "${OUT}" "${body}")
+include("${CMAKE_CURRENT_LIST_DIR}/../../cmake/write_if_changed.cmake")
+quilt_write_if_changed("${OUT}" "${body}")
